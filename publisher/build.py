@@ -1,0 +1,77 @@
+"""The build: load and check everything, render, then write the output tree at once."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from itertools import chain
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from publisher import archive
+from publisher.config import Config, load_config
+from publisher.content import Entry, load_entries
+from publisher.markup import render_markdown
+from publisher.output import DuplicatePath, write_tree
+from publisher.problems import EditorError, Problem
+from publisher.templates import Templates
+from publisher.website import Site
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    files: int
+    entries: int
+
+
+def build(root: Path, now: datetime) -> BuildResult:
+    """Build the site in `root` as it stands at `now` and swap the new output in."""
+    config = load_config(root)
+    templates = Templates(config)
+    site = load_site(config, templates, now)
+    out_dir = config.path("output")
+    try:
+        count = write_tree(site_files(site, templates), out_dir)
+    except DuplicatePath as exc:
+        path = f"{config.content_dir}/{exc.path}"
+        raise EditorError([Problem(path, 1, "this file would overwrite a generated page; rename or move it")])
+    return BuildResult(files=count, entries=len(site.entries))
+
+
+def load_site(config: Config, templates: Templates, now: datetime) -> Site:
+    """Load, check and render every entry; raise EditorError with all problems."""
+    entries = load_entries(config)
+    return Site.at(config, render_entries(entries, config, templates), now)
+
+
+def render_entries(entries: Iterable[Entry], config: Config, templates: Templates) -> tuple[Entry, ...]:
+    """Fill in each entry's HTML, and its summary where the editor gave none."""
+    return tuple(render_entry(e, config, templates) for e in entries)
+
+
+def render_entry(entry: Entry, config: Config, templates: Templates) -> Entry:
+    if entry.retracted:
+        notice = templates.render("retraction.html", entry.lang, entry=entry)
+        return dataclasses.replace(entry, html=notice, summary=entry.retracted.reason)
+    rendered = render_markdown(entry.body, source_folder(entry, config))
+    return dataclasses.replace(entry, html=rendered.html, summary=entry.summary or rendered.first_paragraph)
+
+
+def source_folder(entry: Entry, config: Config) -> str:
+    """Return the entry's folder as seen from the content root, e.g. /2017/, for relative links."""
+    folder = Path(entry.path).relative_to(config.content_dir).parent.as_posix()
+    return "/" if folder == "." else f"/{folder}/"
+
+
+def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
+    """Yield every output file; the content folder's own files first."""
+    return chain(content_files(site.config), archive.files(site, templates))
+
+
+def content_files(config: Config) -> Iterator[tuple[str, bytes]]:
+    """Yield the non-Markdown files under content/ (images, PDFs) at the same relative path."""
+    content = config.path("content")
+    for path in sorted(content.rglob("*")) if content.is_dir() else ():
+        rel = path.relative_to(content)
+        if path.is_file() and path.suffix != ".md" and not any(p.startswith((".", "_")) for p in rel.parts):
+            yield rel.as_posix(), path.read_bytes()

@@ -1,0 +1,303 @@
+"""Read `publisher.toml` into a frozen, typed `Config`, reporting every bad key at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import babel
+
+from publisher.problems import EditorError, Problem
+
+CONFIG_NAME = "publisher.toml"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+# A value that is one string for every language, or a table of language -> string.
+Localized = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class NewsletterConfig:
+    """The weekly issue and alert emails."""
+
+    from_name: Localized = field(default_factory=lambda: {"": ""}, metadata={"doc": "sender name; default: the site title"})
+    from_address: str = field(default="", metadata={"doc": "sender address; default: newsletter@ the base_url host"})
+    reply_to: str = field(default="", metadata={"doc": "Reply-To address; default: from_address"})
+    list_id: str = field(default="", metadata={"doc": "List-Id domain part; default: weekly.<host>"})
+    unsubscribe_url: str = field(default="", metadata={"doc": "https URL of the one-click unsubscribe endpoint"})
+    unsubscribe_mailto: str = field(default="", metadata={"doc": "address that unsubscribes whoever writes to it"})
+    weekday: str = field(default="monday", metadata={"doc": "day the weekly issue goes out"})
+    time: str = field(default="09:00", metadata={"doc": "local time (HH:MM) the weekly issue goes out"})
+    max_html_kb: int = field(default=90, metadata={"doc": "HTML budget per email, under Gmail's ~102 KB clip"})
+    alert_word: Localized = field(
+        default_factory=lambda: {"en": "URGENT", "az": "TƏCİLİ", "ru": "СРОЧНО"},
+        metadata={"doc": "subject prefix of alert emails, per language"},
+    )
+    discreet_from_name: Localized = field(
+        default_factory=lambda: {"en": "Weekly digest", "az": "Həftəlik icmal", "ru": "Еженедельный обзор"},
+        metadata={"doc": "neutral sender name for subscribers in discreet mode"},
+    )
+    discreet_subject: Localized = field(
+        default_factory=lambda: {"en": "Your weekly digest", "az": "Həftəlik icmalınız", "ru": "Ваш еженедельный обзор"},
+        metadata={"doc": "neutral subject line for subscribers in discreet mode"},
+    )
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    """RSS, Atom and JSON feeds."""
+
+    limit: int = field(default=50, metadata={"doc": "newest entries per feed"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole site's settings; `root` is the folder holding publisher.toml."""
+
+    root: Path
+    base_url: str = field(metadata={"doc": "absolute https URL the site is published at"})
+    tag_authority: str = field(metadata={"doc": "RFC 4151 tagging entity for entry ids: 'domain,YYYY'"})
+    title: Localized = field(metadata={"doc": "site title, one string or a table per language"})
+    description: Localized = field(default_factory=lambda: {"": ""}, metadata={"doc": "one-line description"})
+    author: str = field(default="", metadata={"doc": "organisation named as author in feeds; default: the title"})
+    timezone: str = field(default="Asia/Baku", metadata={"doc": "IANA zone for dates without an offset and issue weeks"})
+    languages: tuple[str, ...] = field(default=("en", "az", "ru"), metadata={"doc": "languages the site publishes in"})
+    default_language: str = field(default="en", metadata={"doc": "language of entries that name none"})
+    content_dir: str = field(default="content", metadata={"doc": "folder of entries and files to publish"})
+    templates_dir: str = field(default="templates", metadata={"doc": "folder of site templates (overrides built-ins)"})
+    output_dir: str = field(default="output", metadata={"doc": "folder the build writes"})
+    state_dir: str = field(default="state", metadata={"doc": "folder of ledgers and databases, never published"})
+    newsletter: NewsletterConfig = field(default_factory=NewsletterConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    def path(self, name: str) -> Path:
+        """Return one of the configured folders as an absolute path."""
+        return self.root / getattr(self, f"{name}_dir")
+
+    def text(self, value: Localized, lang: str) -> str:
+        """Pick a localized value: the language, then the default language, then any."""
+        for key in (lang, self.default_language, ""):
+            if value.get(key):
+                return value[key]
+        return next(iter(value.values()), "")
+
+
+SECTIONS: dict[str, type] = {"newsletter": NewsletterConfig, "feeds": FeedsConfig}
+
+
+def load_config(root: Path) -> Config:
+    """Read `root/publisher.toml`; raise EditorError listing every problem."""
+    path = root / CONFIG_NAME
+    rel = CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EditorError([Problem(rel, 1, f"no {CONFIG_NAME} here: run publisher in the site folder or pass --site")])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EditorError([Problem(rel, 1, f"cannot read the file: {exc}")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise EditorError([Problem(rel, _toml_error_line(exc), f"TOML syntax error: {_toml_error_text(exc)}")])
+    reader = _Reader(rel, _key_lines(text))
+    config = reader.read(data, root.resolve())
+    if reader.problems:
+        raise EditorError(reader.problems)
+    return config
+
+
+class _Reader:
+    """Check a parsed TOML document against the dataclasses, gathering problems."""
+
+    def __init__(self, rel: str, lines: dict[tuple[str, ...], int]):
+        self.rel = rel
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def problem(self, where: tuple[str, ...], message: str) -> None:
+        self.problems.append(Problem(self.rel, self._line(where), message))
+
+    def _line(self, where: tuple[str, ...]) -> int:
+        while where:
+            if where in self.lines:
+                return self.lines[where]
+            where = where[:-1]
+        return 1
+
+    def read(self, data: dict, root: Path) -> Config:
+        values = self.section(data, Config, (), skip={"root", *SECTIONS})
+        for name, cls in SECTIONS.items():
+            table = data.get(name, {})
+            if not isinstance(table, dict):
+                self.problem((name,), f"'{name}' must be a table ([{name}])")
+                table = {}
+            values[name] = cls(**self.section(table, cls, (name,)))
+        if any(f.name not in values for f in dataclasses.fields(Config) if _required(f) and f.name != "root"):
+            return _placeholder(root)
+        config = Config(root=root, **values)
+        self.check_site(config)
+        return config if not self.problems else _placeholder(root)
+
+    def section(self, table: dict, cls: type, where: tuple[str, ...], skip: set[str] = frozenset()) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            if key not in fields:
+                if key in skip:
+                    continue
+                self.problem(where + (key,), f"unknown key '{_dotted(where, key)}'{_suggest(key, fields)}")
+                continue
+            value = self.convert(raw, hints[key], where + (key,))
+            if value is not None:
+                values[key] = value
+        for name, f in fields.items():
+            if _required(f) and name not in table:
+                self.problem(where or ("",), f"missing required key '{_dotted(where, name)}'")
+        return values
+
+    def convert(self, raw: Any, hint: Any, where: tuple[str, ...]) -> Any:
+        name = ".".join(where)
+        if hint is str:
+            if isinstance(raw, str):
+                return raw
+            return self.problem(where, f"'{name}' must be a string")
+        if hint is int:
+            if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+                return raw
+            return self.problem(where, f"'{name}' must be a positive whole number")
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            return self.problem(where, f"'{name}' must be true or false")
+        if hint == tuple[str, ...]:
+            if isinstance(raw, list) and raw and all(isinstance(x, str) and x for x in raw):
+                return tuple(raw)
+            return self.problem(where, f"'{name}' must be a non-empty list of strings")
+        if hint == Localized:
+            if isinstance(raw, str):
+                return MappingProxyType({"": raw})
+            if isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
+                return MappingProxyType(dict(raw))
+            return self.problem(where, f"'{name}' must be a string or a table of language = \"text\"")
+        raise TypeError(f"no reader for {hint!r}")  # a bug in the schema, not an editor mistake
+
+    def check_site(self, c: Config) -> None:
+        base = urlsplit(c.base_url)
+        if base.scheme not in ("https", "http") or not base.hostname or base.query or base.fragment:
+            self.problem(("base_url",), "'base_url' must be an absolute http(s) URL such as https://example.org/")
+        elif not c.base_url.endswith("/"):
+            self.problem(("base_url",), "'base_url' must end with '/'")
+        if not re.fullmatch(r"[a-z0-9.-]+\.[a-z]{2,},\d{4}(-\d\d(-\d\d)?)?", c.tag_authority):
+            self.problem(("tag_authority",), "'tag_authority' must be 'domain,YYYY' (RFC 4151), e.g. 'example.org,2024'")
+        try:
+            ZoneInfo(c.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(("timezone",), f"unknown time zone '{c.timezone}' (use an IANA name such as Asia/Baku)")
+        for lang in c.languages:
+            if not _known_locale(lang):
+                self.problem(("languages",), f"unknown language '{lang}' (use a code such as en, az, ru)")
+        if len(set(c.languages)) != len(c.languages):
+            self.problem(("languages",), "'languages' lists a language twice")
+        if c.default_language not in c.languages:
+            self.problem(("default_language",), f"default_language '{c.default_language}' is not in 'languages'")
+        for name in ("title", "description"):
+            self.check_localized(getattr(c, name), c, (name,))
+        self.check_newsletter(c)
+
+    def check_newsletter(self, c: Config) -> None:
+        n = c.newsletter
+        if n.weekday.lower() not in WEEKDAYS:
+            self.problem(("newsletter", "weekday"), f"'newsletter.weekday' must be a day name such as monday")
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", n.time):
+            self.problem(("newsletter", "time"), "'newsletter.time' must be HH:MM, e.g. 09:00")
+        if n.unsubscribe_url and urlsplit(n.unsubscribe_url).scheme != "https":
+            self.problem(("newsletter", "unsubscribe_url"), "'newsletter.unsubscribe_url' must be an https URL")
+        for key in ("from_address", "reply_to", "unsubscribe_mailto"):
+            value = getattr(n, key)
+            if value and not re.fullmatch(r"[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value):
+                self.problem(("newsletter", key), f"'newsletter.{key}' must be a plain address such as news@example.org")
+        for key in ("from_name", "alert_word", "discreet_from_name", "discreet_subject"):
+            self.check_localized(getattr(n, key), c, ("newsletter", key))
+
+    def check_localized(self, value: Localized, c: Config, where: tuple[str, ...]) -> None:
+        for lang in value:
+            if lang and lang not in c.languages:
+                self.problem(where + (lang,), f"'{'.'.join(where)}' names '{lang}', which is not in 'languages'")
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _placeholder(root: Path) -> Config:
+    """Return a stand-in; callers never see it because problems are raised first."""
+    return Config(root=root, base_url="", tag_authority="", title={"": ""})
+
+
+def _known_locale(lang: str) -> bool:
+    try:
+        babel.Locale.parse(lang)
+        return True
+    except (ValueError, babel.UnknownLocaleError):
+        return False
+
+
+def _dotted(where: tuple[str, ...], key: str) -> str:
+    return ".".join(where + (key,))
+
+
+def _suggest(key: str, fields: Mapping[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each table and key path to the line that defines it (tomllib keeps no positions)."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            table = _split_key(header.group(1))
+            lines.setdefault(table, number)
+            continue
+        assignment = re.match(r'^((?:"[^"]*"|\'[^\']*\'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|[A-Za-z0-9_-]+))*)\s*=', stripped)
+        if assignment:
+            path = table + _split_key(assignment.group(1))
+            lines.setdefault(path, number)
+            for inner in re.finditer(r'[{,]\s*([A-Za-z0-9_-]+|"[^"]*")\s*=', stripped):
+                lines.setdefault(path + (inner.group(1).strip('"'),), number)
+    return lines
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in re.split(r"\.(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", dotted))
+
+
+def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int:
+    match = re.search(r"line (\d+)", str(exc))
+    return int(match.group(1)) if match else 1
+
+
+def _toml_error_text(exc: tomllib.TOMLDecodeError) -> str:
+    return re.sub(r"\s*\(at line \d+, column \d+\)|\s*\(at end of document\)", "", str(exc))

@@ -1,0 +1,498 @@
+"""Read `content/**/*.md` into frozen `Entry` values, reporting every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from publisher.config import Config
+from publisher.problems import EditorError, Problem
+from publisher.text import clean_text
+
+TYPES = ("update", "campaign", "alert")
+REQUIRED = ("title", "type", "date")
+FIELDS = (
+    "title", "type", "date", "lang", "summary", "tags", "draft", "id", "key", "updated",
+    "correction", "expires", "action", "retracted", "image", "image_alt",
+)
+ACTION_FIELDS = ("label", "url", "deadline", "targets", "asks")
+TARGET_FIELDS = ("name", "title", "address")
+SLUG = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+TAG = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*")
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+ACTION_SCHEMES = ("https:", "http:", "mailto:")
+
+
+@dataclass(frozen=True)
+class Target:
+    """An official to write to."""
+
+    name: str
+    title: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    """The call to action of a campaign or alert."""
+
+    label: str
+    url: str
+    deadline: datetime | None = None
+    targets: tuple[Target, ...] = ()
+    asks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retraction:
+    """A withdrawn entry: its body is replaced by a notice, its id kept."""
+
+    date: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One published (or draft, or embargoed) piece of writing."""
+
+    path: str  # relative to the site root, e.g. content/2017/raids.md
+    slug: str
+    title: str
+    type: str
+    date: datetime
+    lang: str
+    id: str
+    body: str  # Markdown source
+    body_line: int
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+    draft: bool = False
+    key: str = ""
+    updated: datetime | None = None
+    correction: str = ""
+    expires: datetime | None = None
+    action: Action | None = None
+    retracted: Retraction | None = None
+    image: str = ""
+    image_alt: str = ""
+    lines: tuple[tuple[str, int], ...] = ()
+    html: str = field(default="", compare=False)  # filled in by markup, after validation
+
+    @property
+    def modified(self) -> datetime:
+        """Return when the entry last changed in a way readers must see."""
+        moves = [self.date, self.updated, self.retracted.date if self.retracted else None]
+        return max(d for d in moves if d is not None)
+
+    @property
+    def translation_key(self) -> str:
+        return self.key or self.id
+
+    def line_of(self, name: str) -> int:
+        """Return the line of a front-matter field, or of the opening '---'."""
+        return dict(self.lines).get(name, 1)
+
+    def is_published(self, now: datetime) -> bool:
+        return not self.draft and self.date <= now
+
+    def action_open(self, now: datetime) -> bool:
+        return self.action is not None and self.retracted is None and (self.expires is None or now < self.expires)
+
+
+def load_entries(config: Config) -> tuple[Entry, ...]:
+    """Read every entry under the content folder; raise EditorError listing all problems."""
+    content = config.path("content")
+    problems: list[Problem] = []
+    entries: list[Entry] = []
+    for path in entry_files(content):
+        entry, found = read_entry(path, config)
+        problems.extend(found)
+        if entry is not None:
+            entries.append(entry)
+    problems.extend(find_collisions(entries, config))
+    if any(not p.warning for p in problems):
+        raise EditorError(problems)
+    return tuple(sorted(entries, key=lambda e: (e.date, e.path)))
+
+
+def entry_files(content: Path) -> list[Path]:
+    """Return the Markdown files under `content`, skipping hidden files and editor backups."""
+    if not content.is_dir():
+        return []
+    return sorted(
+        p for p in content.rglob("*.md")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(content).parts)
+    )
+
+
+def read_entry(path: Path, config: Config) -> tuple[Entry | None, list[Problem]]:
+    """Parse one file into an Entry, or return the problems that stop it."""
+    rel = path.relative_to(config.root).as_posix()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(rel, 1, f"cannot read the file: {exc.strerror}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return None, [Problem(rel, line, f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8")]
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    split = split_front_matter(text)
+    if isinstance(split, Problem):
+        return None, [Problem(rel, split.line, split.message)]
+    front, body, body_line = split
+    reader = _FieldReader(rel, config)
+    fields = reader.parse(front)
+    if fields is None:
+        return None, reader.problems
+    entry = reader.entry(path, fields, clean_text(body), body_line)
+    return (entry if not any(not p.warning for p in reader.problems) else None), reader.problems
+
+
+def split_front_matter(text: str) -> tuple[str, str, int] | Problem:
+    """Split `---` front matter from the body; return (front, body, first body line)."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        return Problem("", 1, "no front matter: the file must start with a '---' line")
+    for index, line in enumerate(lines[1:], start=1):
+        if line.rstrip() in ("---", "..."):
+            return "\n".join(lines[1:index]), "\n".join(lines[index + 1:]), index + 2
+    return Problem("", 1, "the front matter is not closed: add a '---' line after it")
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that keeps dates as text, so we parse (and report) them ourselves."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _FieldReader:
+    """Check front-matter fields one by one, gathering every problem."""
+
+    def __init__(self, rel: str, config: Config):
+        self.rel = rel
+        self.config = config
+        self.problems: list[Problem] = []
+        self.lines: dict[str, int] = {}
+
+    def problem(self, line: int, message: str, warning: bool = False) -> None:
+        self.problems.append(Problem(self.rel, line, message, warning))
+
+    def at(self, name: str) -> int:
+        return self.lines.get(name, 1)
+
+    def parse(self, front: str) -> dict[str, Any] | None:
+        """Parse the YAML mapping, keeping each key's line; None if it cannot be read."""
+        loader = _Loader(front)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                self.problem(1, "the front matter is empty: it needs title, type and date")
+                return None
+            if not isinstance(node, yaml.MappingNode):
+                self.problem(2 + node.start_mark.line, "the front matter must be 'field: value' lines")
+                return None
+            if _has_alias(node):
+                self.problem(2 + node.start_mark.line, "YAML anchors and aliases (& and *) are not allowed")
+                return None
+            fields: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                line = 2 + key_node.start_mark.line
+                key = loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    self.problem(line, f"field names must be words, not {key!r}")
+                    continue
+                if key in fields:
+                    self.problem(line, f"field '{key}' is given twice")
+                    continue
+                fields[key] = loader.construct_object(value_node, deep=True)
+                self.lines[key] = line
+            return fields
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = 2 + mark.line if mark else 1
+            self.problem(line, f"YAML syntax error: {exc.problem or exc.context}")
+            return None
+        except yaml.YAMLError as exc:
+            self.problem(1, f"YAML syntax error: {exc}")
+            return None
+        finally:
+            loader.dispose()
+
+    def entry(self, path: Path, f: dict[str, Any], body: str, body_line: int) -> Entry | None:
+        for name in f:
+            if name not in FIELDS:
+                close = difflib.get_close_matches(name, FIELDS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.problem(self.at(name), f"unknown field '{name}'{hint}")
+        for name in REQUIRED:
+            if f.get(name) in (None, ""):
+                self.problem(self.at(name), f"missing required field '{name}'")
+        slug, file_lang = self.slug_and_lang(path)
+        title = self.text(f, "title")
+        kind = self.choice(f, "type", TYPES)
+        date = self.date(f, "date")
+        lang = self.lang(f, file_lang)
+        summary = self.text(f, "summary")
+        tags = self.tags(f)
+        draft = self.flag(f, "draft")
+        key = self.text(f, "key")
+        if key and not SLUG.fullmatch(key):
+            self.problem(self.at("key"), "'key' must be lowercase letters, digits and hyphens")
+        updated = self.date(f, "updated")
+        correction = self.text(f, "correction")
+        expires = self.date(f, "expires")
+        action = self.action(f, kind)
+        retracted = self.retraction(f)
+        image, image_alt = self.image(f)
+        self.check_dates(date, updated, correction, expires, retracted)
+        if not body.strip():
+            self.problem(body_line if body_line > 1 else 1, "the body is empty: write the entry below the front matter")
+        if kind in ("campaign", "alert") and "action" not in f:
+            self.problem(self.at("type"), f"a {kind} needs an 'action' (label and url of the call to action)")
+        entry_id = self.entry_id(f, date, lang, slug)
+        if any(not p.warning for p in self.problems):
+            return None
+        return Entry(
+            path=self.rel, slug=slug, title=title, type=kind, date=date, lang=lang, id=entry_id,
+            body=body, body_line=body_line, summary=summary, tags=tags, draft=draft, key=key,
+            updated=updated, correction=correction, expires=expires, action=action,
+            retracted=retracted, image=image, image_alt=image_alt, lines=tuple(sorted(self.lines.items())),
+        )
+
+    def slug_and_lang(self, path: Path) -> tuple[str, str]:
+        stem = path.stem
+        file_lang = ""
+        base, dot, suffix = stem.rpartition(".")
+        if dot and suffix in self.config.languages:
+            stem, file_lang = base, suffix
+        if not SLUG.fullmatch(stem):
+            self.problem(1, f"the file name '{path.name}' must be lowercase letters, digits and hyphens, "
+                            f"optionally ending in .LANG (e.g. police-raids.az.md)")
+        return stem, file_lang
+
+    def text(self, f: dict, name: str) -> str:
+        value = f.get(name)
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.problem(self.at(name), f"'{name}' must be text")
+            return ""
+        return clean_text(str(value)).strip()
+
+    def choice(self, f: dict, name: str, allowed: Iterable[str]) -> str:
+        value = self.text(f, name)
+        if value and value not in allowed:
+            self.problem(self.at(name), f"unknown {name} '{value}' (use {_or(allowed)})")
+        return value
+
+    def flag(self, f: dict, name: str) -> bool:
+        value = f.get(name, False)
+        if not isinstance(value, bool):
+            self.problem(self.at(name), f"'{name}' must be true or false")
+            return True  # fail closed: an unreadable draft flag keeps the entry out
+        return value
+
+    def date(self, f: dict, name: str, line: int | None = None, value: Any = ...) -> datetime | None:
+        value = f.get(name) if value is ... else value
+        line = line or self.at(name)
+        if value is None or value == "":
+            return None
+        parsed = parse_date(str(value), self.config) if isinstance(value, str) else None
+        if parsed is None:
+            self.problem(line, f"'{name}': cannot read {str(value)!r} as a date; "
+                               f"use ISO 8601 such as 2017-09-25T10:00:00+04:00")
+        return parsed
+
+    def lang(self, f: dict, file_lang: str) -> str:
+        lang = self.text(f, "lang") or file_lang or self.config.default_language
+        if lang not in self.config.languages:
+            self.problem(self.at("lang"), f"unknown lang '{lang}' (use {_or(self.config.languages)})")
+        elif file_lang and lang != file_lang:
+            self.problem(self.at("lang"), f"lang '{lang}' does not match the file name, which ends in .{file_lang}")
+        return lang
+
+    def tags(self, f: dict) -> tuple[str, ...]:
+        value = f.get("tags")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            self.problem(self.at("tags"), "'tags' must be a list of words, e.g. [police, baku]")
+            return ()
+        tags = []
+        for tag in (clean_text(t).strip().lower() for t in value):
+            if not TAG.fullmatch(tag):
+                self.problem(self.at("tags"), f"tag {tag!r} must be one word (letters, digits, hyphens)")
+            elif tag not in tags:
+                tags.append(tag)
+        return tuple(tags)
+
+    def action(self, f: dict, kind: str) -> Action | None:
+        value = f.get("action")
+        line = self.at("action")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.problem(line, "'action' must be a mapping with label and url")
+            return None
+        for name in value:
+            if name not in ACTION_FIELDS:
+                self.problem(line, f"unknown field 'action.{name}' (use {_or(ACTION_FIELDS)})")
+        label = self.text(value, "label") if isinstance(value.get("label"), str) else ""
+        url = value.get("url")
+        if not label:
+            self.problem(line, "'action' needs a 'label', the words on its button")
+        if not isinstance(url, str) or not url.strip().lower().startswith(ACTION_SCHEMES):
+            self.problem(line, "'action.url' must be an https:// or mailto: address")
+            url = ""
+        deadline = self.date(value, "action.deadline", line, value.get("deadline"))
+        return Action(label=label, url=clean_text(url).strip(), deadline=deadline,
+                      targets=self.targets(value.get("targets"), line), asks=self.asks(value.get("asks"), line))
+
+    def targets(self, value: Any, line: int) -> tuple[Target, ...]:
+        if value is None:
+            return ()
+        items = value if isinstance(value, list) else [value]
+        targets = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or any(
+                k not in TARGET_FIELDS or not isinstance(v, (str, type(None))) for k, v in item.items()
+            ):
+                self.problem(line, "each of 'action.targets' needs a 'name', and may have 'title' and 'address'")
+                continue
+            targets.append(Target(*(clean_text(item.get(k) or "").strip() for k in TARGET_FIELDS)))
+        return tuple(targets)
+
+    def asks(self, value: Any, line: int) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(a, str) and a.strip() for a in value):
+            self.problem(line, "'action.asks' must be a list of demands, one sentence each")
+            return ()
+        return tuple(clean_text(a).strip() for a in value)
+
+    def retraction(self, f: dict) -> Retraction | None:
+        value = f.get("retracted")
+        if value is None:
+            return None
+        line = self.at("retracted")
+        if not isinstance(value, dict) or set(value) != {"date", "reason"} or not isinstance(value["reason"], str):
+            self.problem(line, "'retracted' must have exactly a 'date' and a 'reason'")
+            return None
+        date = self.date(value, "retracted.date", line, value["date"])
+        return Retraction(date, clean_text(value["reason"]).strip()) if date else None
+
+    def image(self, f: dict) -> tuple[str, str]:
+        image, alt = self.text(f, "image"), self.text(f, "image_alt")
+        if image and not alt:
+            self.problem(self.at("image"), "'image' needs 'image_alt', a description for readers who cannot see it")
+        if alt and not image:
+            self.problem(self.at("image_alt"), "'image_alt' is set but there is no 'image'")
+        if image:
+            content = self.config.path("content")
+            target = (content / image.lstrip("/")).resolve()
+            if "://" in image or image.startswith("//") or not image.startswith("/"):
+                self.problem(self.at("image"), "'image' must be a local path under content/, e.g. /images/2023/x.png")
+            elif not target.is_relative_to(content.resolve()) or not target.is_file():
+                self.problem(self.at("image"), f"'image' {image} does not exist under content/")
+        return image, alt
+
+    def check_dates(self, date, updated, correction, expires, retracted) -> None:
+        if updated and not correction:
+            self.problem(self.at("updated"), "'updated' needs a 'correction' note telling readers what changed")
+        if correction and not updated:
+            self.problem(self.at("correction"), "'correction' needs an 'updated' date")
+        if date and updated and updated < date:
+            self.problem(self.at("updated"), "'updated' is before 'date'")
+        if date and expires and expires <= date:
+            self.problem(self.at("expires"), "'expires' must be after 'date'")
+        if date and retracted and retracted.date < date:
+            self.problem(self.at("retracted"), "'retracted.date' is before 'date'")
+
+    def entry_id(self, f: dict, date: datetime | None, lang: str, slug: str) -> str:
+        pinned = self.text(f, "id")
+        if pinned:
+            if not URI.fullmatch(pinned):
+                self.problem(self.at("id"), "'id' must be a URI such as tag:example.org,2024:en/slug")
+            return pinned
+        return derive_id(self.config, date, lang, slug) if date else ""
+
+
+def derive_id(config: Config, date: datetime, lang: str, slug: str) -> str:
+    """Make an RFC 4151 tag URI from the site's authority, the entry's local date, lang and slug."""
+    authority = config.tag_authority.split(",")[0]
+    day = date.astimezone(config.tz).date().isoformat()
+    return f"tag:{authority},{day}:{lang}/{slug}"
+
+
+def parse_date(text: str, config: Config) -> datetime | None:
+    """Read ISO 8601; a time without an offset is in the site's time zone."""
+    text = text.strip()
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?", text):
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=config.tz)
+    return value
+
+
+def find_collisions(entries: list[Entry], config: Config) -> list[Problem]:
+    """Report entries that claim the same id, the same page, or one language twice for a key."""
+    from publisher.urls import entry_page
+
+    problems = []
+    for label, key in (("id", lambda e: e.id), ("page", lambda e: entry_page(e, config))):
+        problems += _claimed_twice(entries, key, label)
+    translations = [e for e in entries if e.key]
+    problems += _claimed_twice(translations, lambda e: (e.key, e.lang), "key and lang")
+    return problems
+
+
+def _claimed_twice(entries: list[Entry], key: Callable[[Entry], Any], label: str) -> list[Problem]:
+    seen: dict[Any, Entry] = {}
+    problems = []
+    for entry in sorted(entries, key=lambda e: e.path):
+        first = seen.setdefault(key(entry), entry)
+        if first is not entry:
+            line = entry.line_of("id") if label == "id" else 1
+            problems.append(Problem(entry.path, line, f"{label} {_show(key(entry))} is already claimed by {first.path}"))
+    return problems
+
+
+def _show(value: Any) -> str:
+    return "/".join(value) if isinstance(value, tuple) else repr(value)
+
+
+def _has_alias(node: yaml.Node, seen: set[int] | None = None) -> bool:
+    """Tell whether a node is reached twice: the composer resolves `*alias` to the same node."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return True
+    seen.add(id(node))
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
+        node.value if isinstance(node, yaml.SequenceNode) else [])
+    return any(_has_alias(child, seen) for child in children)
+
+
+def _or(options: Iterable[str]) -> str:
+    options = list(options)
+    return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
+

@@ -1,0 +1,47 @@
+"""Where each output lives, and how pages link to each other.
+
+Pages inside the archive link to each other relatively, so the same tree works from a
+mirror domain, a sub-path or an onion service; feeds and emails use `base_url`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from publisher.config import Config
+from publisher.content import Entry
+
+
+def entry_dir(entry: Entry, config: Config) -> str:
+    """Return the folder of an entry's page, e.g. en/2017/09/mass-detentions/."""
+    local = entry.date.astimezone(config.tz)
+    return f"{entry.lang}/{local:%Y}/{local:%m}/{entry.slug}/"
+
+
+def entry_page(entry: Entry, config: Config) -> str:
+    """Return the output path of an entry's web page."""
+    return entry_dir(entry, config) + "index.html"
+
+
+def tag_dir(lang: str, tag: str) -> str:
+    """Return the folder of a tag's listing; tags may be non-ASCII, so quote them."""
+    return f"{lang}/tags/{quote(tag, safe='')}/"
+
+
+def absolute(config: Config, target: str) -> str:
+    """Return the public URL of an output path, for feeds, emails and canonical links."""
+    return config.base_url + _page_url(target)
+
+
+def relative(from_page: str, target: str) -> str:
+    """Return a link from one output page to another that works under any prefix."""
+    return "../" * from_page.count("/") + _page_url(target) or "./"
+
+
+def root_prefix(from_page: str) -> str:
+    """Return the relative prefix that leads from a page back to the output root."""
+    return "../" * from_page.count("/")
+
+
+def _page_url(target: str) -> str:
+    return target[: -len("index.html")] if target.endswith("index.html") else target

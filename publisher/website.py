@@ -1,0 +1,67 @@
+"""The site as readers see it at one moment: published entries and how they relate."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from publisher.config import Config
+from publisher.content import Entry
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything an output needs: config, the clock, and the entries readers may see."""
+
+    config: Config
+    now: datetime
+    entries: tuple[Entry, ...]  # published only, newest first
+    hidden: tuple[Entry, ...] = field(default=())  # drafts and embargoed, for preview only
+
+    @classmethod
+    def at(cls, config: Config, entries: tuple[Entry, ...], now: datetime) -> "Site":
+        """Split entries into those published at `now` and the rest."""
+        shown = tuple(sorted((e for e in entries if e.is_published(now)), key=_newest_first))
+        hidden = tuple(e for e in entries if not e.is_published(now))
+        return cls(config, now, shown, hidden)
+
+    def in_language(self, lang: str) -> tuple[Entry, ...]:
+        return self._by_language.get(lang, ())
+
+    def translations(self, entry: Entry) -> tuple[Entry, ...]:
+        """Return the other published languages of an entry, in the site's language order."""
+        if not entry.key:
+            return ()
+        order = self.config.languages
+        siblings = [e for e in self._by_key.get(entry.key, ()) if e is not entry]
+        return tuple(sorted(siblings, key=lambda e: order.index(e.lang)))
+
+    def with_tag(self, lang: str, tag: str) -> tuple[Entry, ...]:
+        return tuple(e for e in self.in_language(lang) if tag in e.tags)
+
+    def tags(self, lang: str) -> tuple[str, ...]:
+        return tuple(sorted({t for e in self.in_language(lang) for t in e.tags}))
+
+    def open_actions(self, lang: str) -> tuple[Entry, ...]:
+        return tuple(e for e in self.in_language(lang) if e.action_open(self.now))
+
+    @cached_property
+    def _by_language(self) -> dict[str, tuple[Entry, ...]]:
+        groups: dict[str, list[Entry]] = defaultdict(list)
+        for entry in self.entries:
+            groups[entry.lang].append(entry)
+        return {lang: tuple(items) for lang, items in groups.items()}
+
+    @cached_property
+    def _by_key(self) -> dict[str, list[Entry]]:
+        groups: dict[str, list[Entry]] = defaultdict(list)
+        for entry in self.entries:
+            if entry.key:
+                groups[entry.key].append(entry)
+        return groups
+
+
+def _newest_first(entry: Entry) -> tuple:
+    return (-entry.date.timestamp(), entry.path)
