@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import traceback
+from contextlib import contextmanager
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
+
+import jinja2
 
 from publisher import archive
 from publisher.config import Config, load_config
@@ -28,14 +32,41 @@ def build(root: Path, now: datetime) -> BuildResult:
     """Build the site in `root` as it stands at `now` and swap the new output in."""
     config = load_config(root)
     templates = Templates(config)
-    site = load_site(config, templates, now)
-    out_dir = config.path("output")
-    try:
-        count = write_tree(site_files(site, templates), out_dir)
-    except DuplicatePath as exc:
-        path = f"{config.content_dir}/{exc.path}"
-        raise EditorError([Problem(path, 1, "this file would overwrite a generated page; rename or move it")])
+    with template_problems(config):
+        site = load_site(config, templates, now)
+        try:
+            count = write_tree(site_files(site, templates), config.path("output"))
+        except DuplicatePath as exc:
+            path = f"{config.content_dir}/{exc.path}"
+            raise EditorError([Problem(path, 1, "this file would overwrite a generated page; rename or move it")])
     return BuildResult(files=count, entries=len(site.entries))
+
+
+@contextmanager
+def template_problems(config: Config) -> Iterator[None]:
+    """Report a broken template as path:line: message, like any other editable input."""
+    try:
+        yield
+    except jinja2.TemplateError as exc:
+        path, line = _template_location(exc, config)
+        raise EditorError([Problem(path, line, f"template error: {exc.message or exc}")]) from None
+
+
+def _template_location(exc: jinja2.TemplateError, config: Config) -> tuple[str, int]:
+    """Find the template file and line: syntax errors carry them; others sit in the traceback."""
+    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
+        return _shown(exc.filename, config), exc.lineno or 1
+    location = ("templates", 1)
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.endswith((".html", ".txt", ".xml", ".css")):
+            location = (_shown(filename, config), line)
+    return location
+
+
+def _shown(filename: str, config: Config) -> str:
+    path = Path(filename)
+    return path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
 
 
 def load_site(config: Config, templates: Templates, now: datetime) -> Site:

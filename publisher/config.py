@@ -59,6 +59,32 @@ class FeedsConfig:
 
 
 @dataclass(frozen=True)
+class LintConfig:
+    """The safety checks of `publisher check`: limits, and the redaction list."""
+
+    max_title: int = field(default=80, metadata={"doc": "longest title (an email subject), in characters, before a warning"})
+    max_summary: int = field(default=200, metadata={"doc": "longest summary (the email preheader), in characters, before a warning"})
+    max_image_kb: int = field(default=300, metadata={"doc": "largest published image, in KB, before a warning (too heavy for email)"})
+    redaction_list: str = field(
+        default="redactions.txt",
+        metadata={"doc": "file of salted hashes of names never to publish, relative to the site folder; never under content/"},
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """`publisher schedule`: publishing on time and delivering the weekly issue and alerts."""
+
+    misfire_grace_seconds: int = field(default=86400, metadata={"doc": "how late a missed weekly slot may still go out (after downtime); later, its entries go with the next issue"})
+    alert_check_seconds: int = field(default=30, metadata={"doc": "seconds between safety checks for due embargoes, alerts and changed files (at most 60)"})
+    retry_seconds: int = field(default=60, metadata={"doc": "first wait before retrying a failed delivery; doubles on each failure"})
+    retry_max_seconds: int = field(default=3600, metadata={"doc": "longest wait between delivery retries"})
+    deliver: bool = field(default=True, metadata={"doc": "false: publish on time but send nothing (deliver by hand with publisher send)"})
+    watch: bool = field(default=True, metadata={"doc": "rebuild as soon as a file changes (inotify); polling every alert_check_seconds runs regardless"})
+    job_store: str = field(default="", metadata={"doc": "SQLAlchemy URL of APScheduler's job store; default: SQLite in the state folder"})
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole site's settings; `root` is the folder holding publisher.toml."""
 
@@ -77,6 +103,8 @@ class Config:
     state_dir: str = field(default="state", metadata={"doc": "folder of ledgers and databases, never published"})
     newsletter: NewsletterConfig = field(default_factory=NewsletterConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lint: LintConfig = field(default_factory=LintConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -98,7 +126,7 @@ class Config:
         return next(iter(value.values()), "")
 
 
-SECTIONS: dict[str, type] = {"newsletter": NewsletterConfig, "feeds": FeedsConfig}
+SECTIONS: dict[str, type] = {"newsletter": NewsletterConfig, "feeds": FeedsConfig, "schedule": ScheduleConfig, "lint": LintConfig}
 
 
 def load_config(root: Path) -> Config:
@@ -129,6 +157,7 @@ class _Reader:
         self.rel = rel
         self.lines = lines
         self.problems: list[Problem] = []
+        self.localized: list[tuple[tuple[str, ...], Localized]] = []  # as written, for language checks
 
     def problem(self, where: tuple[str, ...], message: str) -> None:
         self.problems.append(Problem(self.rel, self._line(where), message))
@@ -148,11 +177,11 @@ class _Reader:
                 self.problem((name,), f"'{name}' must be a table ([{name}])")
                 table = {}
             values[name] = cls(**self.section(table, cls, (name,)))
-        if any(f.name not in values for f in dataclasses.fields(Config) if _required(f) and f.name != "root"):
-            return _placeholder(root)
-        config = Config(root=root, **values)
+        # A missing or unreadable required key is already reported; stand in a value that
+        # passes its own checks so every other key is still checked.
+        config = Config(root=root, **{**_STAND_INS, **values})
         self.check_site(config)
-        return config if not self.problems else _placeholder(root)
+        return config
 
     def section(self, table: dict, cls: type, where: tuple[str, ...], skip: set[str] = frozenset()) -> dict[str, Any]:
         hints = typing.get_type_hints(cls)
@@ -194,6 +223,7 @@ class _Reader:
             if isinstance(raw, str):
                 return MappingProxyType({"": raw})
             if isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
+                self.localized.append((where, raw))
                 return MappingProxyType(dict(raw))
             return self.problem(where, f"'{name}' must be a string or a table of language = \"text\"")
         raise TypeError(f"no reader for {hint!r}")  # a bug in the schema, not an editor mistake
@@ -217,9 +247,13 @@ class _Reader:
             self.problem(("languages",), "'languages' lists a language twice")
         if c.default_language not in c.languages:
             self.problem(("default_language",), f"default_language '{c.default_language}' is not in 'languages'")
-        for name in ("title", "description"):
-            self.check_localized(getattr(c, name), c, (name,))
+        for where, value in self.localized:
+            for lang in value:
+                if lang not in c.languages:
+                    self.problem(where + (lang,), f"'{'.'.join(where)}' names '{lang}', which is not in 'languages'")
         self.check_newsletter(c)
+        self.check_schedule(c)
+        self.check_lint(c)
 
     def check_newsletter(self, c: Config) -> None:
         n = c.newsletter
@@ -233,22 +267,38 @@ class _Reader:
             value = getattr(n, key)
             if value and not re.fullmatch(r"[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value):
                 self.problem(("newsletter", key), f"'newsletter.{key}' must be a plain address such as news@example.org")
-        for key in ("from_name", "alert_word", "discreet_from_name", "discreet_subject"):
-            self.check_localized(getattr(n, key), c, ("newsletter", key))
 
-    def check_localized(self, value: Localized, c: Config, where: tuple[str, ...]) -> None:
-        for lang in value:
-            if lang and lang not in c.languages:
-                self.problem(where + (lang,), f"'{'.'.join(where)}' names '{lang}', which is not in 'languages'")
+    def check_lint(self, c: Config) -> None:
+        # The list must be committed with the site but never published, so not under content/ or output/.
+        path = (c.root / c.lint.redaction_list).resolve()
+        for name in ("content", "output"):
+            if path.is_relative_to(c.path(name).resolve()):
+                self.problem(("lint", "redaction_list"), f"'lint.redaction_list' must be outside {name}/, "
+                                                         "or the hashes would be published")
+
+    def check_schedule(self, c: Config) -> None:
+        s = c.schedule
+        if s.alert_check_seconds > 60:
+            self.problem(("schedule", "alert_check_seconds"), "'schedule.alert_check_seconds' must be at most 60, "
+                                                               "or an alert could go out more than a minute late")
+        if s.retry_max_seconds < s.retry_seconds:
+            self.problem(("schedule", "retry_max_seconds"), "'schedule.retry_max_seconds' must not be below 'retry_seconds'")
+        if s.job_store:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(s.job_store)
+            except ArgumentError:
+                self.problem(("schedule", "job_store"), "'schedule.job_store' must be a database URL such as "
+                                                        "sqlite:////var/lib/publisher/jobs.sqlite")
 
 
 def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _placeholder(root: Path) -> Config:
-    """Return a stand-in; callers never see it because problems are raised first."""
-    return Config(root=root, base_url="", tag_authority="", title={"": ""})
+_STAND_INS = {"base_url": "https://stand-in.invalid/", "tag_authority": "stand-in.invalid,2000", "title": {"": ""}}
 
 
 def _known_locale(lang: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -153,7 +154,11 @@ def read_entry(path: Path, config: Config) -> tuple[Entry | None, list[Problem]]
     if fields is None:
         return None, reader.problems
     entry = reader.entry(path, fields, clean_text(body), body_line)
-    return (entry if not any(not p.warning for p in reader.problems) else None), reader.problems
+    if fields.get("draft") is True and reader.problems:
+        # An unfinished draft must not stop everyone else's publishing; it is left out.
+        return None, [dataclasses.replace(p, warning=True, message=f"draft left out: {p.message}")
+                      for p in reader.problems]
+    return entry, reader.problems
 
 
 def split_front_matter(text: str) -> tuple[str, str, int] | Problem:
@@ -222,10 +227,15 @@ class _FieldReader:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = 2 + mark.line if mark else 1
-            self.problem(line, f"YAML syntax error: {exc.problem or exc.context}")
+            started = exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line
+            where = f" ({exc.context} on line {2 + exc.context_mark.line})" if started else ""
+            self.problem(line, f"YAML syntax error: {exc.problem or exc.context}{where}")
             return None
         except yaml.YAMLError as exc:
             self.problem(1, f"YAML syntax error: {exc}")
+            return None
+        except RecursionError:
+            self.problem(1, "the front matter is nested too deeply to read")
             return None
         finally:
             loader.dispose()
@@ -260,7 +270,8 @@ class _FieldReader:
         if not body.strip():
             self.problem(body_line if body_line > 1 else 1, "the body is empty: write the entry below the front matter")
         if kind in ("campaign", "alert") and "action" not in f:
-            self.problem(self.at("type"), f"a {kind} needs an 'action' (label and url of the call to action)")
+            article = "an" if kind[0] in "aeiou" else "a"
+            self.problem(self.at("type"), f"{article} {kind} needs an 'action' (label and url of the call to action)")
         entry_id = self.entry_id(f, date, lang, slug)
         if any(not p.warning for p in self.problems):
             return None
