@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from publisher.build import load_site
+from publisher.build import load_site, site_files
 from publisher.config import load_config
+from publisher.lint import lint
 from publisher.problems import EditorError, Problem, sort_key
 from publisher.templates import Templates
 
@@ -15,7 +16,14 @@ def check(root: Path, now: datetime) -> list[Problem]:
     """Return every problem of the site at `root`, sorted; never raise for editor mistakes."""
     try:
         config = load_config(root)
-        load_site(config, Templates(config), now)
     except EditorError as error:
         return list(error.problems)
-    return sorted([], key=sort_key)
+    problems: list[Problem] = []
+    try:
+        templates = Templates(config)
+        site = load_site(config, templates, now)
+        paths = {path for path, _ in site_files(site, templates)}
+    except EditorError as error:
+        return sorted([*problems, *error.problems], key=sort_key)
+    problems += lint(site.entries + site.hidden, config, now, paths)
+    return sorted(problems, key=sort_key)
