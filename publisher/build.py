@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 import jinja2
 
-from publisher import archive
+from publisher import archive, redaction
 from publisher.config import Config, load_config
 from publisher.content import Entry, load_entries
 from publisher.markup import render_markdown
@@ -31,6 +31,7 @@ class BuildResult:
 def build(root: Path, now: datetime) -> BuildResult:
     """Build the site in `root` as it stands at `now` and swap the new output in."""
     config = load_config(root)
+    redaction.refuse(config)  # a listed name stops every build, not only `check`
     templates = Templates(config)
     with template_problems(config):
         site = load_site(config, templates, now)

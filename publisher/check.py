@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from publisher import redaction
 from publisher.build import load_site, site_files
 from publisher.config import load_config
 from publisher.lint import lint
@@ -18,7 +19,10 @@ def check(root: Path, now: datetime) -> list[Problem]:
         config = load_config(root)
     except EditorError as error:
         return list(error.problems)
-    problems: list[Problem] = []
+    try:
+        problems: list[Problem] = redaction.scan(config)  # independent of the content, so always reported
+    except EditorError as error:
+        problems = list(error.problems)
     try:
         templates = Templates(config)
         site = load_site(config, templates, now)

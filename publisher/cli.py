@@ -49,6 +49,11 @@ def make_parser() -> argparse.ArgumentParser:
     new.add_argument("--lang", help="language code (default: the site's default language)")
     new.add_argument("--now", type=parse_now, help="the entry's date (ISO 8601; default: now)")
     new.set_defaults(run=run_new)
+    redact = commands.add_parser("redact", help="manage the list of names that must never be published")
+    redact_actions = redact.add_subparsers(title="actions", metavar="ACTION")
+    redact_add = redact_actions.add_parser("add", parents=[site], help="add a name (asked for, unseen, when not given)")
+    redact_add.add_argument("name", nargs="?", help="the name; omit it to type it unseen and keep it out of shell history")
+    redact_add.set_defaults(run=run_redact_add)
     return parser
 
 
@@ -106,3 +111,17 @@ def report(problems: Sequence[Problem], exit_code: int = 1) -> int:
     parts = [f"{errors} error{'s' * (errors != 1)}"] + ([f"{warnings} warning{'s' * (warnings != 1)}"] if warnings else [])
     print(", ".join(parts), file=sys.stderr)
     return exit_code
+
+
+def run_redact_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from publisher.config import load_config
+    from publisher.redaction import add
+
+    config = load_config(args.site)
+    name = args.name or getpass.getpass("Name to keep out of everything published (not shown): ")
+    count = add(config, name)
+    print(f"added to {config.lint.redaction_list} ({count} name{'s' * (count != 1)}); "
+          f"run `publisher check` to find it in content", file=sys.stderr)
+    return 0
