@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 import jinja2
 
-from publisher import archive, redaction
+from publisher import archive, images, redaction
 from publisher.config import Config, load_config
 from publisher.content import Entry, load_entries
 from publisher.markup import render_markdown
@@ -86,7 +86,8 @@ def render_entry(entry: Entry, config: Config, templates: Templates) -> Entry:
         notice = templates.render("retraction.html", entry.lang, entry=entry)
         return dataclasses.replace(entry, html=notice, summary=entry.retracted.reason)
     rendered = render_markdown(entry.body, source_folder(entry, config))
-    return dataclasses.replace(entry, html=rendered.html, summary=entry.summary or rendered.first_paragraph)
+    body = images.add_sizes(rendered.html, config)
+    return dataclasses.replace(entry, html=body, summary=entry.summary or rendered.first_paragraph)
 
 
 def source_folder(entry: Entry, config: Config) -> str:
@@ -106,4 +107,4 @@ def content_files(config: Config) -> Iterator[tuple[str, bytes]]:
     for path in sorted(content.rglob("*")) if content.is_dir() else ():
         rel = path.relative_to(content)
         if path.is_file() and path.suffix != ".md" and not any(p.startswith((".", "_")) for p in rel.parts):
-            yield rel.as_posix(), path.read_bytes()
+            yield rel.as_posix(), images.publish_file(path, f"{config.content_dir}/{rel.as_posix()}")

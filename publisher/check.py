@@ -8,7 +8,7 @@ from pathlib import Path
 from publisher import redaction
 from publisher.build import load_site, site_files
 from publisher.config import load_config
-from publisher.lint import lint
+from publisher.lint import heavy_images, lint
 from publisher.problems import EditorError, Problem, sort_key
 from publisher.templates import Templates
 
@@ -26,8 +26,9 @@ def check(root: Path, now: datetime) -> list[Problem]:
     try:
         templates = Templates(config)
         site = load_site(config, templates, now)
-        paths = {path for path, _ in site_files(site, templates)}
+        files = dict(site_files(site, templates))
     except EditorError as error:
         return sorted([*problems, *error.problems], key=sort_key)
-    problems += lint(site.entries + site.hidden, config, now, paths)
+    problems += lint(site.entries + site.hidden, config, now, set(files))
+    problems += heavy_images(files, config)
     return sorted(problems, key=sort_key)

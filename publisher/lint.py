@@ -11,11 +11,12 @@ import posixpath
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from publisher.config import Config
 from publisher.content import Entry
+from publisher.images import is_image
 from publisher.problems import Problem
 from publisher.urls import entry_page
 
@@ -239,6 +240,17 @@ def _exists(path: str, site_paths: set[str]) -> bool:
     if path == "" or path.endswith("/"):
         return path + "index.html" in site_paths
     return path in site_paths or f"{path}/index.html" in site_paths
+
+
+def heavy_images(files: Mapping[str, bytes], config: Config) -> list[Problem]:
+    """Warn about each published content image over lint.max_image_kb: too heavy for an email."""
+    limit = config.lint.max_image_kb
+    content = config.path("content")
+    return [Problem(f"{config.content_dir}/{path}", 1, f"the image is {-(-len(data) // 1024)} KB as published, "
+                                                       f"over {limit} KB: too heavy for email on a phone; make it "
+                                                       f"smaller (lint.max_image_kb)", warning=True)
+            for path, data in files.items()
+            if is_image(path) and len(data) > limit * 1024 and (content / path).is_file()]
 
 
 def _and(words: list[str]) -> str:

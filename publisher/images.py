@@ -1,0 +1,265 @@
+"""Local images as published: metadata stripped, upright, and their sizes known to the HTML.
+
+A photo straight from a phone carries EXIF (camera serial, time, often GPS), XMP and
+comments that can place a person at a house on a night. JPEG, PNG, WebP and GIF files are
+rewritten segment by segment, dropping those blocks and keeping the pixels bit for bit; only
+a photo whose EXIF orientation turns it is re-encoded (upright), because dropping the EXIF
+would otherwise show it on its side. The same input always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import warnings
+from io import BytesIO
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from publisher.config import Config
+from publisher.problems import EditorError, Problem
+
+SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF"}
+ORIENTATION = 0x0112
+_TURNED = {5, 6, 7, 8}  # orientations that swap width and height
+_IMG = re.compile(r"<img\b[^>]*>")
+_SRC = re.compile(r'\ssrc="(/[^"]*)"')
+_sizes: dict[tuple[str, int, int], tuple[int, int] | None] = {}
+
+
+class BadImage(Exception):
+    """An image file Pillow cannot read, or whose structure we cannot walk."""
+
+
+def is_image(path: str) -> bool:
+    return Path(path).suffix.lower() in SUFFIXES
+
+
+def publish_file(path: Path, label: str) -> bytes:
+    """Return a content file's bytes as published: images cleaned, anything else as it is."""
+    data = path.read_bytes()
+    if not is_image(path.name):
+        return data
+    try:
+        return clean(data, SUFFIXES[path.suffix.lower()])
+    except BadImage as exc:
+        raise EditorError([Problem(label, 1, f"cannot publish this image: {exc}; re-save it as JPEG or PNG")])
+
+
+def clean(data: bytes, kind: str) -> bytes:
+    """Return the image without EXIF, GPS, XMP, IPTC or comments, turned upright."""
+    image = _open(data, kind)
+    orientation = _orientation(image)
+    if orientation not in (None, 1):
+        data = _upright(image, kind)
+    cleaned = {"JPEG": _strip_jpeg, "PNG": _strip_png, "WEBP": _strip_webp, "GIF": _strip_gif}[kind](data)
+    _open(cleaned, kind)  # what we publish must still be a readable image
+    return cleaned
+
+
+def size(data: bytes) -> tuple[int, int]:
+    """Return (width, height) as a browser shows the image, after its EXIF orientation."""
+    image = _open(data, None)
+    width, height = image.size
+    return (height, width) if _orientation(image) in _TURNED else (width, height)
+
+
+def size_of(config: Config, src: str) -> tuple[int, int] | None:
+    """Return the displayed size of a site-absolute image path under content/, or None."""
+    content = config.path("content").resolve()
+    path = (content / src.lstrip("/")).resolve()
+    if not path.is_relative_to(content) or not is_image(path.name) or not path.is_file():
+        return None
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)  # the preview rebuilds often; files rarely change
+    if key not in _sizes:
+        try:
+            _sizes[key] = size(path.read_bytes())
+        except BadImage:
+            _sizes[key] = None
+    return _sizes[key]
+
+
+def add_sizes(fragment: str, config: Config) -> str:
+    """Give every local <img> its width and height, so the page and the email do not jump."""
+    def sized(match: re.Match) -> str:
+        tag = match.group(0)
+        src = _SRC.search(tag)
+        if not src or re.search(r"\s(width|height)=", tag):
+            return tag
+        found = size_of(config, _unquote(src.group(1)))
+        if not found:
+            return tag
+        end = -2 if tag.endswith("/>") else -1
+        return f'{tag[:end].rstrip()} width="{found[0]}" height="{found[1]}"{tag[end:]}'
+    return _IMG.sub(sized, fragment)
+
+
+def _unquote(src: str) -> str:
+    from html import unescape
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(unescape(src)).path)
+
+
+def _open(data: bytes, kind: str | None) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(BytesIO(data))
+            image.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
+        raise BadImage(f"not a readable image ({exc})") from None
+    if kind and image.format != kind:
+        raise BadImage(f"the file is {image.format or 'not an image'} but its name says {kind}")
+    return image
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        return image.getexif().get(ORIENTATION)
+    except Exception:  # Pillow raises many types for broken EXIF; a broken one turns nothing
+        return None
+
+
+def _upright(image: Image.Image, kind: str) -> bytes:
+    """Re-encode an image with its EXIF orientation applied to the pixels."""
+    turned = ImageOps.exif_transpose(image)
+    out = BytesIO()
+    options = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
+    if kind == "JPEG":
+        options |= {"quality": 92}
+        if turned.mode not in ("RGB", "L", "CMYK"):
+            turned = turned.convert("RGB")
+    elif kind == "WEBP":
+        options |= {"quality": 92}
+    turned.save(out, kind, **options)
+    return out.getvalue()
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    """Keep JFIF, ICC colour and Adobe colour-transform segments; drop every other APPn and COM."""
+    if data[:2] != b"\xff\xd8":
+        raise BadImage("not a JPEG file")
+    out, i, n = bytearray(b"\xff\xd8"), 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            raise BadImage("damaged JPEG segments")
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker == 0xD9:
+            out += b"\xff\xd9"
+            return bytes(out)  # anything after the end (a second, EXIF-laden picture) goes too
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            out += data[i:i + 2]
+            i += 2
+            continue
+        if i + 4 > n:
+            raise BadImage("damaged JPEG segments")
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        segment = data[i:end]
+        if _keep_jpeg_segment(marker, segment):
+            out += segment
+        i = end
+        if marker == 0xDA:  # entropy-coded data runs to the next marker that is not a restart
+            j = i
+            while j + 1 < n and not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
+                j += 1
+            out += data[i:j]
+            i = j
+    raise BadImage("the JPEG has no end marker")
+
+
+def _keep_jpeg_segment(marker: int, segment: bytes) -> bool:
+    if marker == 0xFE:
+        return False  # comment
+    if marker == 0xE0:
+        return segment[4:9] == b"JFIF\x00"
+    if marker == 0xE2:
+        return segment[4:16] == b"ICC_PROFILE\x00"
+    if marker == 0xEE:
+        return segment[4:9] == b"Adobe"
+    return not 0xE1 <= marker <= 0xEF
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"dSIG", b"caNv", b"orNt", b"vpAg"}
+
+
+def _strip_png(data: bytes) -> bytes:
+    """Drop text, EXIF and time chunks; keep pixels, palette, transparency and colour chunks."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise BadImage("not a PNG file")
+    out, i = bytearray(_PNG_SIGNATURE), len(_PNG_SIGNATURE)
+    while i + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        end = i + 12 + length
+        if end > len(data):
+            raise BadImage("damaged PNG chunks")
+        if kind not in _PNG_DROP:
+            out += data[i:end]
+        if kind == b"IEND":
+            return bytes(out)
+        i = end
+    raise BadImage("the PNG has no end chunk")
+
+
+def _strip_webp(data: bytes) -> bytes:
+    """Drop the EXIF and XMP chunks of a WebP file and clear their flags."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise BadImage("not a WebP file")
+    chunks, i = [], 12
+    while i + 8 <= len(data):
+        kind, length = data[i:i + 4], int.from_bytes(data[i + 4:i + 8], "little")
+        end = i + 8 + length + (length & 1)
+        if end > len(data) + (length & 1):
+            raise BadImage("damaged WebP chunks")
+        chunk = bytearray(data[i:end])
+        if kind == b"VP8X" and len(chunk) > 8:
+            chunk[8] &= ~0x0C & 0xFF  # the EXIF and XMP flags
+        if kind not in (b"EXIF", b"XMP "):
+            chunks.append(bytes(chunk))
+        i = end
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _strip_gif(data: bytes) -> bytes:
+    """Drop comment and application extensions (XMP lives there), keeping the looping one."""
+    if data[:6] not in (b"GIF87a", b"GIF89a"):
+        raise BadImage("not a GIF file")
+    flags = data[10]
+    i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    out = bytearray(data[:i])
+    while i < len(data):
+        block = data[i]
+        if block == 0x3B:
+            out += b"\x3b"
+            return bytes(out)
+        if block == 0x2C:
+            local = data[i + 9]
+            start, i = i, i + 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0) + 1
+            i = _skip_sub_blocks(data, i)
+            out += data[start:i]
+        elif block == 0x21:
+            label, start = data[i + 1], i
+            i = _skip_sub_blocks(data, i + 2)
+            keep = label not in (0xFE, 0xFF) or (label == 0xFF and data[start + 3:start + 14] in
+                                                  (b"NETSCAPE2.0", b"ANIMEXTS1.0"))
+            if keep:
+                out += data[start:i]
+        else:
+            raise BadImage("damaged GIF blocks")
+    raise BadImage("the GIF has no end")
+
+
+def _skip_sub_blocks(data: bytes, i: int) -> int:
+    while i < len(data) and data[i]:
+        i += data[i] + 1
+    if i >= len(data):
+        raise BadImage("damaged GIF blocks")
+    return i + 1

@@ -1,0 +1,166 @@
+"""Published images carry no EXIF, GPS, XMP or comments, stay upright, and have their size in the HTML."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from lxml import html
+from PIL import Image, ImageOps
+
+from publisher.images import clean, size
+
+GPS_IFD, MAKE, ORIENTATION, DATETIME = 0x8825, 0x010F, 0x0112, 0x0132
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description photoshop:City="Baku" xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"/>'
+       b'</rdf:RDF></x:xmpmeta>')
+
+
+def two_colour(width: int = 40, height: int = 20) -> Image.Image:
+    """An image whose left half is red and right half blue, so a turn shows."""
+    image = Image.new("RGB", (width, height), (200, 0, 0))
+    image.paste((0, 0, 200), (width // 2, 0, width, height))
+    return image
+
+
+def exif(orientation: int = 1) -> Image.Exif:
+    data = Image.Exif()
+    data[MAKE] = "SecretPhone"
+    data[DATETIME] = "2023:07:27 23:14:00"
+    data[ORIENTATION] = orientation
+    gps = data.get_ifd(GPS_IFD)
+    gps.update({1: "N", 2: (40.0, 22.0, 30.0), 3: "E", 4: (49.0, 50.0, 10.0)})
+    return data
+
+
+def phone_jpeg(orientation: int = 1) -> bytes:
+    out = BytesIO()
+    two_colour().save(out, "JPEG", quality=95, exif=exif(orientation), comment=b"taken at Nizami street 12", xmp=XMP)
+    return out.getvalue()
+
+
+def assert_clean(data: bytes) -> None:
+    image = Image.open(BytesIO(data))
+    assert dict(image.getexif()) == {}
+    assert not image.getexif().get_ifd(GPS_IFD)
+    for marker in (b"Exif", b"SecretPhone", b"Nizami", b"xmpmeta", b"Baku", b"2023:07:27"):
+        assert marker not in data, marker
+    assert not {"exif", "comment", "xmp", "XML:com.adobe.xmp"} & image.info.keys()
+
+
+def test_published_jpeg_has_no_exif_gps_xmp_or_comment(site):
+    original = phone_jpeg()
+    assert b"SecretPhone" in original and b"Nizami" in original and b"xmpmeta" in original
+    site.write("content/images/photo.jpg", original)
+    site.entry("2023/raid.md", summary="'A raid.'", body="![Police outside the club](/images/photo.jpg)")
+    site.build()
+    published = site.tree()["images/photo.jpg"]
+    assert_clean(published)
+    # The pixels are untouched: the same compressed scan data, not a re-encoding.
+    assert Image.open(BytesIO(published)).tobytes() == Image.open(BytesIO(original)).tobytes()
+
+
+def test_turned_photo_is_published_upright(site):
+    original = phone_jpeg(orientation=6)
+    site.write("content/images/photo.jpg", original)
+    site.entry("2023/raid.md", summary="'A raid.'", body="![Police outside the club](/images/photo.jpg)")
+    site.build()
+    published = Image.open(BytesIO(site.tree()["images/photo.jpg"]))
+    assert_clean(site.tree()["images/photo.jpg"])
+    upright = ImageOps.exif_transpose(Image.open(BytesIO(original)))
+    assert published.size == upright.size == (20, 40)
+    for point in ((10, 5), (10, 35)):
+        assert all(abs(a - b) < 40 for a, b in zip(published.getpixel(point), upright.getpixel(point))), point
+
+
+def test_width_and_height_are_set_on_local_images(site):
+    site.write("content/images/photo.jpg", phone_jpeg(orientation=6))
+    site.write("content/2023/chart.png", _png(two_colour(30, 12)))
+    site.entry("2023/raid.md", summary="'A raid.'", body="![Police](/images/photo.jpg)\n\n![A chart](chart.png)\n\n"
+                                                        '<img src="/images/photo.jpg" alt="sized" width="5">')
+    site.build()
+    page = next(data for path, data in site.tree().items() if path.endswith("raid/index.html"))
+    images = {img.get("alt"): img for img in html.fromstring(page).iter("img")}
+    assert (images["Police"].get("width"), images["Police"].get("height")) == ("20", "40")
+    assert (images["A chart"].get("width"), images["A chart"].get("height")) == ("30", "12")
+    assert images["sized"].get("width") == "5" and images["sized"].get("height") is None  # the editor's choice stays
+
+
+def test_png_text_and_exif_chunks_are_dropped_pixels_kept():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Author", "SecretPerson")
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+    out = BytesIO()
+    image = Image.new("RGBA", (8, 8), (10, 20, 30, 128))
+    image.save(out, "PNG", pnginfo=info, exif=exif())
+    cleaned = clean(out.getvalue(), "PNG")
+    assert_clean(cleaned)
+    assert b"SecretPerson" not in cleaned
+    assert Image.open(BytesIO(cleaned)).tobytes() == image.tobytes()
+
+
+def test_webp_and_gif_metadata_are_dropped():
+    out = BytesIO()
+    two_colour().save(out, "WEBP", lossless=True, exif=exif(), xmp=XMP)
+    assert b"SecretPhone" in out.getvalue()
+    assert_clean(clean(out.getvalue(), "WEBP"))
+    frames = [two_colour(), two_colour().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    out = BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0, comment=b"SecretPhone Nizami")
+    assert b"SecretPhone" in out.getvalue()
+    cleaned = clean(out.getvalue(), "GIF")
+    assert_clean(cleaned)
+    assert Image.open(BytesIO(cleaned)).n_frames == 2 and Image.open(BytesIO(cleaned)).info.get("loop") == 0
+
+
+def test_images_are_byte_identical_across_builds(site):
+    site.write("content/images/photo.jpg", phone_jpeg(orientation=8))
+    site.write("content/images/flat.jpg", phone_jpeg())
+    site.build()
+    first = site.tree()
+    site.build()
+    assert site.tree() == first
+    assert size(first["images/photo.jpg"]) == (20, 40)
+
+
+def test_an_unreadable_image_is_an_editor_error(site):
+    site.write("content/images/photo.jpg", b"\xff\xd8\xff\xe0 this is not a picture")
+    problems = [str(p) for p in site.check()]
+    assert problems == ["content/images/photo.jpg:1: cannot publish this image: not a readable image "
+                        f"({problems[0].split('(', 1)[1].split(')')[0]}); re-save it as JPEG or PNG"]
+    result = site.cli("build", "--now", "2026-11-22T12:00:00Z")
+    assert result.returncode == 1 and "content/images/photo.jpg:1: cannot publish this image" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_misnamed_image_is_an_editor_error(site):
+    site.write("content/images/photo.png", phone_jpeg())
+    assert [str(p) for p in site.check()] == ["content/images/photo.png:1: cannot publish this image: the file is "
+                                              "JPEG but its name says PNG; re-save it as JPEG or PNG"]
+
+
+def test_an_image_too_heavy_for_email_is_a_warning(site):
+    site.write("publisher.toml", (site.root / "publisher.toml").read_text() + "\n[lint]\nmax_image_kb = 1\n")
+    site.write("content/images/photo.png", _png(Image.effect_noise((64, 64), 100).convert("RGB")))
+    site.write("content/images/small.png", _png(two_colour(4, 4)))
+    problems = site.check()
+    assert [str(p) for p in problems] == [f"content/images/photo.png:1: warning: the image is "
+                                          f"{problems[0].message.split()[3]} KB as published, over 1 KB: too heavy "
+                                          f"for email on a phone; make it smaller (lint.max_image_kb)"]
+    assert int(problems[0].message.split()[3]) > 1
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_clean_is_idempotent(kind):
+    out = BytesIO()
+    two_colour().save(out, kind)
+    once = clean(out.getvalue(), kind)
+    assert clean(once, kind) == once
+
+
+def _png(image: Image.Image) -> bytes:
+    out = BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
