@@ -54,6 +54,12 @@ def make_parser() -> argparse.ArgumentParser:
     redact_add = redact_actions.add_parser("add", parents=[site], help="add a name (asked for, unseen, when not given)")
     redact_add.add_argument("name", nargs="?", help="the name; omit it to type it unseen and keep it out of shell history")
     redact_add.set_defaults(run=run_redact_add)
+
+    schedule = commands.add_parser("schedule", parents=[site], help="publish on time and deliver the weekly issue and alerts (foreground)")
+    schedule.add_argument("--once", action="store_true", help="do whatever is due now, then exit (for cron)")
+    schedule.add_argument("--now", type=parse_now, help="with --once: the moment to act as of (ISO 8601; default: now)")
+    schedule.add_argument("--verbose", action="store_true", help="log every wake-up, and APScheduler's own messages")
+    schedule.set_defaults(run=run_schedule)
     return parser
 
 
@@ -125,3 +131,20 @@ def run_redact_add(args: argparse.Namespace) -> int:
     print(f"added to {config.lint.redaction_list} ({count} name{'s' * (count != 1)}); "
           f"run `publisher check` to find it in content", file=sys.stderr)
     return 0
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    from publisher.locking import SchedulerBusy
+    from publisher.schedule import configure_logging, run_once, serve
+
+    if args.now and not args.once:
+        print("error: --now needs --once (a running scheduler follows the real clock)", file=sys.stderr)
+        return 2
+    configure_logging(args.verbose)
+    try:
+        if args.once:
+            return 0 if run_once(args.site, clock(args)).ok else 1
+        return serve(args.site, lambda: datetime.now(timezone.utc))
+    except SchedulerBusy as busy:
+        print(f"error: {busy}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again when the other scheduler has stopped

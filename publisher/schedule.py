@@ -1,0 +1,445 @@
+"""`publisher schedule`: publish embargoed entries on time, deliver alerts and the weekly issue, once.
+
+Every wake-up, whatever caused it (an embargo's date trigger, the weekly cron trigger, a
+file change, the periodic safety check, `--once`), runs the same idempotent `reconcile(now)`:
+rebuild if what readers may see changed, then deliver what the ledgers say is owed. So the
+ledgers (ours in state/schedule.sqlite, the sent issues in state/issues-sent.jsonl and the
+per-recipient send ledger of delivery) decide what happens; APScheduler's job store only
+decides when to look. A wake-up twice, late, or after a crash does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from functools import partial
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from publisher import timetable
+from publisher.build import build
+from publisher.config import Config, load_config
+from publisher.content import Entry, load_entries
+from publisher.locking import site_lock
+from publisher.problems import EditorError, Problem
+from publisher.schedule_ledger import Ledger
+from publisher.sources import SourceHasher, is_source, watched_paths
+from publisher.website import Site
+
+log = logging.getLogger("publisher.schedule")
+
+JOBS_NAME = "schedule-jobs.sqlite"
+WAKE_PREFIX = "wake-at:"
+PLAN_LIMIT = 500  # future wake-ups kept in the job store; the periodic check covers any beyond
+
+Clock = Callable[[], datetime]
+
+# APScheduler stores a job's function by its textual reference ("module:name"), so a job
+# read back from SQLite cannot carry the runner; it finds the runner of its site here.
+_RUNNERS: dict[str, "Runner"] = {}
+
+
+def wake(root: str, reason: str) -> None:
+    """Run one reconciliation of the site at `root` (the target of every stored job)."""
+    runner = _RUNNERS.get(root)
+    if runner is None:
+        log.warning("woken for %s (%s) but no scheduler of that site runs here", root, reason)
+        return
+    runner.tick(reason)
+
+
+@dataclass
+class Outcome:
+    """What one reconciliation did."""
+
+    built: bool = False
+    published: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not any(not p.warning for p in self.problems)
+
+
+class Runner:
+    """Reconcile one site with the clock: build when needed, deliver what is owed, plan wake-ups."""
+
+    def __init__(self, root: Path, clock: Clock, scheduler=None):
+        self.root = root.resolve()
+        self.clock = clock
+        self.scheduler = scheduler
+        self.config = load_config(self.root)  # a broken config at start stops here, with its problems
+        self.ledger = Ledger(self.config.path("state"))
+        self.hasher = SourceHasher()
+        self.mutex = threading.Lock()  # wake-ups from the watcher and from jobs run one at a time
+        self.reported: str | None = None  # the broken state already logged, so it is logged once
+        self.planned: set[str] | None = None
+        self.stopping = False
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def tick(self, reason: str) -> Outcome | None:
+        """Reconcile at the clock's time; log, never raise: a job's failure must not stop the scheduler."""
+        if self.stopping:
+            return None  # shutting down: a queued wake-up is dropped; the next start reconciles anyway
+        try:
+            now = self.clock()
+            log.debug("woken: %s at %s", reason, now.isoformat())
+            return self.reconcile(now)
+        except Exception:
+            log.exception("unexpected error while reconciling (%s); the next wake-up tries again", reason)
+            return None
+
+    def reconcile(self, now: datetime) -> Outcome:
+        """Bring output/ and deliveries up to date with `now`."""
+        with self.mutex:
+            outcome = Outcome()
+            since = self.ledger.since(now)
+            entries = self.load(outcome)
+            if entries is None:
+                self.finish_deliveries(outcome, now, None)
+                return outcome
+            config = self.config
+            slot = timetable.latest_slot(config, now)
+            state = timetable.publication_state(self.sources, entries, now, slot)
+            if state != self.ledger.get("built") and not self.rebuild(outcome, entries, now, state):
+                self.finish_deliveries(outcome, now, None)
+                return outcome
+            if config.schedule.deliver:
+                try:
+                    self.finish_deliveries(outcome, now, entries)
+                    self.deliver_alerts(outcome, entries, now, since)
+                    self.deliver_issues(outcome, entries, now, since)
+                except EditorError as error:  # an unreadable sent-issues ledger: say where, touch nothing
+                    self.report(error.problems, outcome)
+                if any(key.startswith("issue:") for key in outcome.delivered):
+                    self.rebuild(outcome, entries, now, state)  # the archive now shows those issues as sent
+            self.plan(entries, now)
+            return outcome
+
+    # -- reading and building ------------------------------------------------------------
+
+    def load(self, outcome: Outcome) -> tuple[Entry, ...] | None:
+        """Reload config and entries; on editor errors log them once and return None."""
+        try:
+            self.config = load_config(self.root)
+            self.sources = self.hasher.fingerprint(self.config)
+            entries = load_entries(self.config)
+        except EditorError as error:
+            self.report(error.problems, outcome)
+            return None
+        return entries
+
+    def report(self, problems: Sequence[Problem], outcome: Outcome) -> None:
+        """Log every problem as path:line: message, once per broken state of the sources."""
+        outcome.problems.extend(problems)
+        state = self.hasher.fingerprint(self.config) + "\n".join(map(str, problems))
+        if state == self.reported:
+            return
+        self.reported = state
+        for problem in problems:
+            (log.warning if problem.warning else log.error)("%s", problem)
+        log.error("not published: %d problem(s); the last good output stays until they are fixed", len(problems))
+
+    def rebuild(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, state: str) -> bool:
+        """Build output/ as of `now`; on editor errors keep the old output and return False."""
+        try:
+            result = build(self.root, now)
+        except EditorError as error:
+            self.report(error.problems, outcome)
+            return False
+        self.reported = None
+        self.ledger.put("built", state)
+        outcome.built = True
+        outcome.published = self.ledger.record_published((e for e in entries if e.is_published(now)), now)
+        for path in outcome.published:
+            log.info("published %s", path)
+        log.info("built %d files from %d published entries", result.files, result.entries)
+        return True
+
+    # -- delivering ----------------------------------------------------------------------
+
+    def finish_deliveries(self, outcome: Outcome, now: datetime, entries: tuple[Entry, ...] | None) -> None:
+        """Resume deliveries that started but did not finish (a crash, an outage), when their retry is due."""
+        for delivery in self.ledger.unfinished():
+            if delivery.retry_at and delivery.retry_at > now:
+                continue
+            kind, _, target = delivery.key.partition(":")
+            if kind == "issue":
+                if entries is None and not week_recorded(self.config, target):
+                    continue  # not frozen yet and its issues cannot be read now: wait for a fix
+                send = partial(send_week, self.config, target, entries, now)
+            else:
+                if entries is None:
+                    continue  # finding an alert needs the content; wait for a fix
+                send = partial(send_alert, self.config, target, now)
+            self.attempt(outcome, delivery.key, kind, now, send)
+
+    def deliver_alerts(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
+        """Deliver each alert published since the scheduler first ran, once, as soon as it is out."""
+        for entry in entries:
+            if entry.type != "alert" or not entry.is_published(now) or entry.date < since:
+                continue
+            target = entry.key or entry.slug  # what `publisher send` finds an alert (and its translations) by
+            key = f"alert:{target}"
+            if self.ledger.delivery(key) is not None:
+                continue  # delivered, skipped, or retrying on its own schedule in finish_deliveries
+            if entry.retracted or not entry.action_open(now):
+                reason = "retracted" if entry.retracted else "its action closed before it could be sent"
+                self.ledger.skip(key, "alert", now, reason)
+                log.warning("alert %s not sent: %s", entry.path, reason)
+                continue
+            self.attempt(outcome, key, "alert", now, partial(send_alert, self.config, target, now))
+
+    def deliver_issues(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
+        """Deliver every weekly issue whose slot has come, within the misfire grace; note the ones missed."""
+        from publisher.issues import due_issues, issues_of
+
+        grace = timedelta(seconds=self.config.schedule.misfire_grace_seconds)
+        site = Site.at(self.config, entries, now)
+        for week in sorted({issue.week for issue in due_issues(site, grace)}):
+            key = f"issue:{week}"
+            if self.ledger.delivery(key) is None:
+                self.attempt(outcome, key, "issue", now, partial(send_week, self.config, week, entries, now))
+        for issue in issues_of(site):
+            key = f"issue:{issue.week}"
+            late = now - issue.publishes
+            if not issue.sent and late > grace and issue.publishes >= since and self.ledger.delivery(key) is None:
+                reason = f"missed its slot by {late} (over misfire_grace_seconds); its entries go with a later issue"
+                self.ledger.skip(key, "issue", now, reason)
+                log.warning("issue %s %s", issue.week, reason)
+
+    def attempt(self, outcome: Outcome, key: str, kind: str, now: datetime, send: Callable[[], str]) -> None:
+        """Record a delivery as started, run it, and record its end or when to retry."""
+        delivery = self.ledger.start(key, kind, now)
+        try:
+            summary = send()
+        except EditorError as error:
+            self.ledger.fail(key, now + timetable.backoff(self.config, delivery.attempts), str(error))
+            self.report(error.problems, outcome)
+            outcome.failures.append(key)
+        except Exception as exc:  # an outage, a relay refusing us: retried with backoff, never fatal
+            retry = now + timetable.backoff(self.config, delivery.attempts)
+            self.ledger.fail(key, retry, f"{type(exc).__name__}: {exc}")
+            log.error("%s not delivered (attempt %d): %s; retrying at %s", key, delivery.attempts, exc,
+                      retry.astimezone(self.config.tz).isoformat(timespec="seconds"))
+            outcome.failures.append(key)
+        else:
+            self.ledger.finish(key, now)
+            outcome.delivered.append(key)
+            log.info("delivered %s: %s", key, summary)
+
+    # -- planning wake-ups ---------------------------------------------------------------
+
+    def plan(self, entries: tuple[Entry, ...], now: datetime) -> None:
+        """Keep one date-triggered job per future moment (embargo, expiry, retry) in the job store."""
+        if self.scheduler is None:
+            return
+        moments = timetable.future_moments(entries, now)
+        moments += [d.retry_at.astimezone(timezone.utc) for d in self.ledger.unfinished() if d.retry_at and d.retry_at > now]
+        wanted = {f"{WAKE_PREFIX}{m.isoformat()}": m for m in sorted(set(moments))[:PLAN_LIMIT]}
+        if self.planned is None:
+            self.planned = {job.id for job in self.scheduler.get_jobs("default") if job.id.startswith(WAKE_PREFIX)}
+        from apscheduler.jobstores.base import JobLookupError
+
+        for job_id in self.planned - set(wanted):
+            try:
+                self.scheduler.remove_job(job_id, "default")
+            except JobLookupError:
+                pass  # a date job that fired is gone from the store already
+        for job_id, moment in wanted.items():
+            if job_id not in self.planned:
+                self.scheduler.add_job(
+                    "publisher.schedule:wake", "date", run_date=moment, id=job_id, args=[str(self.root), job_id],
+                    jobstore="default", misfire_grace_time=None, coalesce=True, replace_existing=True,
+                )
+        if wanted.keys() != self.planned:
+            log.debug("planned %d wake-ups; next %s", len(wanted), next(iter(wanted), "none"))
+        self.planned = set(wanted)
+
+
+# -- sending through delivery ---------------------------------------------------------------
+
+
+class IncompleteDelivery(Exception):
+    """Some recipients were deferred (the relay refused for now); the rest are sent, they are retried."""
+
+
+def send_week(config: Config, week: str, entries: tuple[Entry, ...] | None, now: datetime) -> str:
+    """Freeze the issues of one week in the sent-issues ledger, then send them; safe to repeat."""
+    from publisher.issues import issues_of, record_sent
+
+    if entries is not None:
+        # Record before sending: from here on the issues never change, so a resumed run
+        # sends the remaining subscribers exactly what the first ones got.
+        site = Site.at(config, entries, now)
+        for issue in issues_of(site):
+            if issue.week == week and not issue.sent:
+                record_sent(config, issue, now)
+    return _sent(config, week, now)
+
+
+def send_alert(config: Config, target: str, now: datetime) -> str:
+    """Send an alert (and its translations) to the alerts list; safe to repeat."""
+    return _sent(config, target, now)
+
+
+def week_recorded(config: Config, week: str) -> bool:
+    from publisher.issues import read_ledger
+
+    return any(record.week == week for record in read_ledger(config))
+
+
+def _sent(config: Config, target: str, now: datetime) -> str:
+    from publisher.delivery import send
+
+    report = send(config, target, now)
+    if not report.complete:
+        raise IncompleteDelivery(report.summary())
+    return report.summary()
+
+
+# -- the APScheduler side ------------------------------------------------------------------
+
+
+def make_scheduler(config: Config, root: Path):
+    """Return a BackgroundScheduler on the site's persistent job store (not started)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    url = config.schedule.job_store or f"sqlite:///{config.path('state') / JOBS_NAME}"
+    config.path("state").mkdir(parents=True, exist_ok=True)
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=url), "memory": MemoryJobStore()},
+        executors={"default": ThreadPoolExecutor(1)},  # one wake-up at a time; the rest wait their turn
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=timezone.utc,
+    )
+
+
+def install_jobs(scheduler, config: Config, root: Path) -> None:
+    """Add the weekly cron job (kept across restarts unless its time changed) and the safety check."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    weekly = CronTrigger(timezone=config.tz, **timetable.cron_fields(config))
+    stored = scheduler.get_job("weekly", "default")
+    grace = config.schedule.misfire_grace_seconds
+    if stored is None or str(stored.trigger) != str(weekly) or str(stored.trigger.timezone) != str(weekly.timezone) \
+            or stored.misfire_grace_time != grace or stored.args != (str(root), "weekly issue"):
+        # Replacing moves next_run_time to the next slot: only do it when the slot itself changed,
+        # so a slot missed while the machine was down is still run (coalesced) on restart.
+        scheduler.add_job("publisher.schedule:wake", weekly, id="weekly", args=[str(root), "weekly issue"],
+                          jobstore="default", misfire_grace_time=grace, coalesce=True, replace_existing=True)
+    scheduler.add_job("publisher.schedule:wake", "interval", seconds=config.schedule.alert_check_seconds,
+                      id="check", args=[str(root), "periodic check"], jobstore="memory",
+                      next_run_time=datetime.now(timezone.utc), replace_existing=True)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log to stderr with timestamps (systemd and containers collect it); quiet APScheduler's routine."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def run_once(root: Path, now: datetime) -> Outcome:
+    """Do whatever is due at `now`, under the site lock, and return; for cron and tests."""
+    config = load_config(root)
+    with site_lock(config.path("state")):
+        scheduler = make_scheduler(config, root.resolve())
+        scheduler.start(paused=True)
+        runner = Runner(root, lambda: now, scheduler)
+        try:
+            install_jobs(scheduler, runner.config, runner.root)
+            return runner.reconcile(now)
+        finally:
+            scheduler.shutdown(wait=False)
+            runner.close()
+
+
+def serve(root: Path, clock: Clock, stop: threading.Event | None = None) -> int:
+    """Run in the foreground until SIGTERM or SIGINT (or `stop`); return the exit code."""
+    config = load_config(root)
+    stop = stop or threading.Event()
+    with site_lock(config.path("state")):
+        handle_signals(stop)
+        scheduler = make_scheduler(config, root.resolve())
+        runner = Runner(root, clock, scheduler)
+        _RUNNERS[str(runner.root)] = runner
+        scheduler.start(paused=True)
+        try:
+            install_jobs(scheduler, runner.config, runner.root)
+            scheduler.resume()
+            watcher = start_watcher(runner, stop) if runner.config.schedule.watch else None
+            log.info("scheduling %s: weekly issue %s %s %s; checking every %d s", runner.root,
+                     config.newsletter.weekday, config.newsletter.time, config.timezone,
+                     config.schedule.alert_check_seconds)
+            stop.wait()
+            log.info("stopping: letting the current job finish (signal again to abandon it; it is safe to)")
+            runner.stopping = True
+            with runner.mutex:
+                # Shut down only once no job runs: APScheduler holds its job store lock while it
+                # waits for running jobs, and a running job plans its wake-ups through that store.
+                scheduler.shutdown(wait=True)
+            if watcher:
+                watcher.join(timeout=5)
+        finally:
+            _RUNNERS.pop(str(runner.root), None)
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            runner.close()
+    log.info("stopped")
+    return 0
+
+
+def handle_signals(stop: threading.Event) -> None:
+    """Stop cleanly on the first SIGTERM/SIGINT; on a second, exit at once.
+
+    Exiting mid-job is safe: output/ is swapped in atomically and every delivery resumes
+    from its ledger, which is what the SIGKILL tests prove.
+    """
+
+    def on_signal(number: int, frame) -> None:
+        if stop.is_set():
+            log.warning("second %s: abandoning the current job", signal.Signals(number).name)
+            logging.shutdown()
+            os._exit(128 + number)
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, on_signal)
+
+
+def start_watcher(runner: Runner, stop: threading.Event) -> threading.Thread:
+    """Wake the runner as soon as a source file changes (inotify through watchfiles)."""
+    import watchfiles
+
+    config = runner.config
+
+    class SourceFilter(watchfiles.DefaultFilter):
+        def __call__(self, change, path: str) -> bool:
+            return super().__call__(change, path) and is_source(config, Path(path))
+
+    def watch() -> None:
+        try:
+            for _ in watchfiles.watch(*watched_paths(config), watch_filter=SourceFilter(), stop_event=stop,
+                                      debounce=400, step=100, raise_interrupt=False):
+                runner.scheduler.add_job(wake, "date", run_date=datetime.now(timezone.utc), id="changed",
+                                         args=[str(runner.root), "files changed"], jobstore="memory",
+                                         replace_existing=True)
+        except Exception:  # no inotify (a container, a limit): the periodic check still sees every change
+            log.warning("cannot watch files; changes are seen by the periodic check", exc_info=True)
+
+    thread = threading.Thread(target=watch, name="publisher-watch", daemon=True)
+    thread.start()
+    return thread

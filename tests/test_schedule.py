@@ -1,0 +1,333 @@
+"""`publisher schedule`: on time, exactly once, across restarts, kills, outages and DST changes.
+
+The real APScheduler runs in a subprocess (`python -m publisher schedule`) with short real
+intervals; `--once --now ISO` runs are the controllable clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from conftest import CONFIG, ScratchSite, entry_text
+from publisher import timetable
+from publisher.schedule import Runner, run_once
+from publisher.schedule_ledger import Ledger
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
+FAST = "\n[schedule]\nalert_check_seconds = 1\nretry_seconds = 1\nretry_max_seconds = 2\n"
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def entry_paths(site: ScratchSite) -> set[str]:
+    """Return the entry pages in output/ (en/YYYY/MM/slug/)."""
+    return {p.parent.name for p in site.output.glob("*/*/*/*/index.html")}
+
+
+def once(site: ScratchSite, now: datetime, *args: str) -> subprocess.CompletedProcess:
+    return site.cli("schedule", "--once", "--now", iso(now), *args)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+class Daemon:
+    """`publisher schedule` running in the foreground, its log in a file."""
+
+    def __init__(self, site: ScratchSite, log: Path):
+        self.site = site
+        self.log_path = log
+        self.log_file = open(log, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "publisher", "schedule"], cwd=site.root,
+                                        stdout=subprocess.DEVNULL, stderr=self.log_file)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = "") -> float:
+        """Poll until predicate() holds; return the monotonic time it did."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return time.monotonic()
+            assert self.process.poll() is None, f"the scheduler exited early:\n{self.log}"
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what or predicate}:\n{self.log}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=20)
+        finally:
+            self.log_file.close()
+
+
+@pytest.fixture
+def daemons():
+    started: list[Daemon] = []
+
+    def start(site: ScratchSite, log: Path) -> Daemon:
+        daemon = Daemon(site, log)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+        daemon.log_file.close()
+
+
+# -- timetable: pure ------------------------------------------------------------------------
+
+
+def berlin(site: ScratchSite, weekday: str = "sunday", at: str = "02:30") -> None:
+    site.write("publisher.toml", CONFIG.replace('timezone = "Asia/Baku"', 'timezone = "Europe/Berlin"')
+               .replace("[newsletter]\n", f'[newsletter]\nweekday = "{weekday}"\ntime = "{at}"\n'))
+
+
+def test_weekly_slot_on_the_autumn_change_is_one_slot_at_the_first_0230(site):
+    berlin(site)
+    config = site.config
+    slots = timetable.slots_between(config, datetime(2026, 10, 17, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    assert [(s.key, iso(s.at)) for s in slots] == [
+        ("weekly:2026-10-18", "2026-10-18T00:30:00+00:00"),  # CEST, UTC+2
+        ("weekly:2026-10-25", "2026-10-25T00:30:00+00:00"),  # 02:30 happens twice; the first counts
+        ("weekly:2026-11-01", "2026-11-01T01:30:00+00:00"),  # CET, UTC+1
+    ]
+
+
+def test_weekly_slot_skipped_by_the_spring_change_is_taken_an_hour_later(site):
+    berlin(site)
+    slot = timetable.slot_on(site.config, datetime(2026, 3, 29).date())
+    assert iso(slot.at) == "2026-03-29T01:30:00+00:00"  # 03:30 CEST: 02:30 does not exist that night
+
+
+def test_apscheduler_fires_twice_in_the_repeated_hour_and_our_slot_key_is_the_same(site):
+    from apscheduler.triggers.cron import CronTrigger
+
+    berlin(site)
+    config = site.config
+    trigger = CronTrigger(timezone=config.tz, **timetable.cron_fields(config))
+    first = trigger.get_next_fire_time(None, datetime(2026, 10, 24, 22, 0, tzinfo=UTC))
+    second = trigger.get_next_fire_time(first, first.astimezone(UTC) + timedelta(seconds=1))
+    assert (first.astimezone(UTC).hour, second.astimezone(UTC).hour) == (0, 1)  # two fires, one hour apart
+    assert timetable.latest_slot(config, first).key == timetable.latest_slot(config, second).key == "weekly:2026-10-25"
+
+
+def test_backoff_doubles_and_is_capped(site):
+    site.write("publisher.toml", CONFIG + "\n[schedule]\nretry_seconds = 60\nretry_max_seconds = 300\n")
+    config = site.config
+    assert [timetable.backoff(config, n).total_seconds() for n in range(1, 6)] == [60, 120, 240, 300, 300]
+
+
+def test_future_moments_are_embargoes_expiries_and_deadlines_not_drafts(site):
+    site.entry("a.md", title="Later", date="2026-11-20T09:00:00+04:00")
+    site.entry("b.md", title="Draft", date="2026-11-21T09:00:00+04:00", draft="true")
+    site.entry("c.md", title="Act", type="campaign", date="2026-11-01T09:00:00+04:00",
+               expires="2026-12-01T00:00:00+04:00", action="{label: Sign, url: 'https://example.org/x'}")
+    from publisher.content import load_entries
+
+    moments = timetable.future_moments(load_entries(site.config), T0)
+    assert [iso(m) for m in moments] == ["2026-11-20T05:00:00+00:00", "2026-11-30T20:00:00+00:00"]
+
+
+# -- --once: the controllable clock ---------------------------------------------------------
+
+
+def test_embargoed_entry_is_published_at_its_date_and_not_a_second_earlier(site):
+    site.entry("early.md", title="Early", date="2026-11-01T10:00:00+04:00")
+    site.entry("embargoed.md", title="Embargoed", date=iso(T0 + timedelta(hours=1)))
+    result = once(site, T0)
+    assert result.returncode == 0, result.stderr
+    assert entry_paths(site) == {"early"}
+    assert once(site, T0 + timedelta(minutes=59, seconds=59)).returncode == 0
+    assert entry_paths(site) == {"early"}
+    result = once(site, T0 + timedelta(hours=1))
+    assert result.returncode == 0, result.stderr
+    assert entry_paths(site) == {"early", "embargoed"}
+    assert "published content/embargoed.md" in result.stderr
+
+
+def test_nothing_changed_means_no_rebuild(site):
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    ok(once(site, T0))
+    stamp = (site.output / "index.html").stat().st_ino
+    result = once(site, T0 + timedelta(minutes=5))
+    assert result.returncode == 0 and "built" not in result.stderr
+    assert (site.output / "index.html").stat().st_ino == stamp
+
+
+def test_a_change_of_content_is_seen_even_with_the_same_mtime_and_size(site):
+    path = site.entry("a.md", title="Same size AAAA", date="2026-11-01T10:00:00+04:00")
+    ok(once(site, T0))
+    stat = path.stat()
+    path.write_text(path.read_text().replace("AAAA", "BBBB"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # an editor or rsync that keeps the mtime
+    result = once(site, T0 + timedelta(seconds=30))
+    assert "built" in result.stderr
+    assert "Same size BBBB" in next(site.output.glob("en/*/*/a/index.html")).read_text()
+
+
+def test_bad_entry_keeps_the_last_good_output_logs_every_problem_and_the_fix_is_retried(site):
+    site.entry("good.md", title="Good", date="2026-11-01T10:00:00+04:00")
+    ok(once(site, T0))
+    before = site.tree()
+    site.write("content/bad.md", "---\ntitle: Bad\ntype: nonsense\ndate: tomorrow-ish\n---\n\nText.\n")
+    site.entry("embargo.md", title="Embargo", date=iso(T0 + timedelta(minutes=10)))
+    result = once(site, T0 + timedelta(minutes=20))
+    assert result.returncode == 1
+    assert "content/bad.md:3: unknown type 'nonsense'" in result.stderr
+    assert "content/bad.md:4: 'date': cannot read 'tomorrow-ish' as a date" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert site.tree() == before  # not even the embargo that came due goes out half-checked
+    site.write("content/bad.md", entry_text(title="Fixed", date="2026-11-02T10:00:00+04:00"))
+    result = once(site, T0 + timedelta(minutes=21))
+    assert result.returncode == 0, result.stderr
+    assert entry_paths(site) == {"good", "bad", "embargo"}
+
+
+def test_broken_state_is_logged_once_per_change_in_a_running_runner(site, caplog):
+    site.entry("good.md", title="Good", date="2026-11-01T10:00:00+04:00")
+    site.write("content/bad.md", "---\ntitle: [unclosed\n---\n\nText.\n")
+    runner = Runner(site.root, lambda: T0)
+    try:
+        with caplog.at_level(logging.ERROR, logger="publisher.schedule"):
+            for minute in range(3):
+                runner.reconcile(T0 + timedelta(minutes=minute))
+        assert sum(r.getMessage().startswith("content/bad.md:") for r in caplog.records) == 1
+        site.write("content/bad.md", "---\ntitle: [still unclosed\n---\n\nOther text.\n")
+        with caplog.at_level(logging.ERROR, logger="publisher.schedule"):
+            runner.reconcile(T0 + timedelta(minutes=4))
+        assert sum(r.getMessage().startswith("content/bad.md:") for r in caplog.records) == 2
+    finally:
+        runner.close()
+
+
+def test_state_lives_in_the_state_folder_never_in_output(site):
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    ok(once(site, T0))
+    state = site.root / "state"
+    assert {"schedule.sqlite", "schedule-jobs.sqlite", "schedule.lock"} <= {p.name for p in state.iterdir()}
+    assert not [p for p in site.output.rglob("*") if "sqlite" in p.name or p.suffix == ".lock"]
+
+
+def test_now_without_once_is_refused(site):
+    result = site.cli("schedule", "--now", iso(T0))
+    assert result.returncode == 2 and "--now needs --once" in result.stderr
+
+
+def test_schedule_config_is_checked_with_lines(site):
+    site.write("publisher.toml", CONFIG + "\n[schedule]\nalert_check_seconds = 600\nretry_seconds = 0\njob_store = \"::\"\n")
+    first = len((CONFIG + "\n[schedule]").splitlines()) + 1
+    result = once(site, T0)
+    assert result.returncode == 1
+    assert f"publisher.toml:{first}: 'schedule.alert_check_seconds' must be at most 60" in result.stderr
+    assert f"publisher.toml:{first + 1}: 'schedule.retry_seconds' must be a positive whole number" in result.stderr
+    assert f"publisher.toml:{first + 2}: 'schedule.job_store' must be a database URL" in result.stderr
+
+
+# -- the lock ---------------------------------------------------------------------------------
+
+
+def test_a_second_scheduler_on_the_same_site_is_refused_and_a_killed_one_leaves_no_stuck_lock(site, daemons, tmp_path):
+    site.write("publisher.toml", CONFIG + FAST)
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    first = daemons(site, tmp_path / "first.log")
+    first.wait_for(lambda: "scheduling" in first.log, what="the first scheduler to start")
+    second = once(site, T0)
+    assert second.returncode == 75
+    assert f"process {first.process.pid} is already scheduling this site" in second.stderr
+    first.stop(signal.SIGKILL)
+    third = once(site, T0)
+    assert third.returncode == 0, third.stderr
+
+
+# -- the real scheduler ---------------------------------------------------------------------
+
+
+def test_real_scheduler_publishes_an_embargo_on_its_date_trigger_and_stops_cleanly(site, daemons, tmp_path):
+    # The safety check is a minute apart and file watching is off: only the date trigger can be on time.
+    site.write("publisher.toml", CONFIG + "\n[schedule]\nalert_check_seconds = 60\nwatch = false\n")
+    site.entry("early.md", title="Early", date="2026-11-01T10:00:00+04:00")
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    site.entry("embargoed.md", title="Embargoed", date=iso(due))
+    daemon = daemons(site, tmp_path / "daemon.log")
+    daemon.wait_for(lambda: entry_paths(site) == {"early"}, what="the first build")
+    daemon.wait_for(lambda: "embargoed" in entry_paths(site), timeout=30, what="the embargoed entry")
+    late = datetime.now(UTC) - due
+    assert timedelta(0) <= late < timedelta(seconds=5), late
+    jobs = sqlite3.connect(site.root / "state" / "schedule-jobs.sqlite").execute("SELECT id FROM apscheduler_jobs").fetchall()
+    assert ("weekly",) in jobs
+    assert daemon.stop() == 0
+    assert "stopped" in daemon.log and "Traceback" not in daemon.log
+
+
+def test_real_scheduler_rebuilds_when_content_changes(site, daemons, tmp_path):
+    site.write("publisher.toml", CONFIG + "\n[schedule]\nalert_check_seconds = 60\n")
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    daemon = daemons(site, tmp_path / "daemon.log")
+    daemon.wait_for(lambda: entry_paths(site) == {"a"}, what="the first build")
+    site.entry("b.md", title="B", date="2026-11-02T10:00:00+04:00")
+    daemon.wait_for(lambda: entry_paths(site) == {"a", "b"}, timeout=10, what="the watcher's rebuild")
+    assert daemon.stop(signal.SIGINT) == 0
+
+
+def test_restart_keeps_the_plan_in_the_sqlite_job_store(site, daemons, tmp_path):
+    site.write("publisher.toml", CONFIG + FAST)
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    site.entry("later.md", title="Later", date=iso(later))
+    store = site.root / "state" / "schedule-jobs.sqlite"
+
+    def jobs() -> dict[str, float]:
+        with sqlite3.connect(store) as db:
+            return dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall())
+
+    first = daemons(site, tmp_path / "first.log")
+    first.wait_for(lambda: store.exists() and f"wake-at:{later.astimezone(UTC).isoformat()}" in jobs(), what="the plan")
+    planned = jobs()
+    assert first.stop() == 0
+    assert jobs() == planned  # persisted as it was
+    second = daemons(site, tmp_path / "second.log")
+    second.wait_for(lambda: "scheduling" in second.log)
+    assert jobs() == planned  # the stored weekly job was kept, not re-created (it keeps a missed run)
+    assert planned[f"wake-at:{later.astimezone(UTC).isoformat()}"] == later.timestamp()
+    assert second.stop() == 0
+
+
+def test_sigkill_in_the_middle_of_a_build_leaves_output_whole_and_the_restart_finishes(site, daemons, tmp_path):
+    site.write("publisher.toml", CONFIG + FAST)
+    for index in range(300):
+        site.entry(f"e{index}.md", title=f"Entry {index}", date=f"2023-0{1 + index % 9}-01", body="Words. " * 200)
+    ok(once(site, T0))
+    before = site.tree()
+    site.entry("e0.md", title="Changed", date="2023-01-01", body="New words.")
+    daemon = daemons(site, tmp_path / "killed.log")
+    daemon.wait_for(lambda: any(site.root.glob(".output-staging-*/en")), what="a build in progress")
+    daemon.stop(signal.SIGKILL)
+    assert site.tree() == before  # the old tree, whole
+    assert not any("Changed" in data.decode("utf-8", "replace") for data in site.tree().values())
+    result = once(site, T0)
+    assert result.returncode == 0, result.stderr
+    assert "Changed" in next(site.output.glob("en/*/*/e0/index.html")).read_text()
+    assert not list(site.root.glob(".output-staging-*"))
