@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 import jinja2
 
-from publisher import archive, images, redaction
+from publisher import archive, images, newsletter, redaction
 from publisher.config import Config, load_config
 from publisher.content import Entry, load_entries
 from publisher.markup import render_markdown
@@ -98,7 +98,7 @@ def source_folder(entry: Entry, config: Config) -> str:
 
 def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield every output file; the content folder's own files first."""
-    return chain(content_files(site.config), archive.files(site, templates))
+    return chain(content_files(site.config), archive.files(site, templates), newsletter.files(site, templates))
 
 
 def content_files(config: Config) -> Iterator[tuple[str, bytes]]:

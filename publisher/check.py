@@ -7,6 +7,7 @@ from pathlib import Path
 
 from publisher import redaction
 from publisher.build import load_site, site_files
+from publisher.catalogs import missing_translations
 from publisher.config import load_config
 from publisher.lint import heavy_images, lint
 from publisher.problems import EditorError, Problem, sort_key
@@ -31,4 +32,5 @@ def check(root: Path, now: datetime) -> list[Problem]:
         return sorted([*problems, *error.problems], key=sort_key)
     problems += lint(site.entries + site.hidden, config, now, set(files))
     problems += heavy_images(files, config)
+    problems += missing_translations(templates)
     return sorted(problems, key=sort_key)

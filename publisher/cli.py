@@ -60,6 +60,13 @@ def make_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--now", type=parse_now, help="with --once: the moment to act as of (ISO 8601; default: now)")
     schedule.add_argument("--verbose", action="store_true", help="log every wake-up, and APScheduler's own messages")
     schedule.set_defaults(run=run_schedule)
+    issue = commands.add_parser("issue", parents=[site], help="build one weekly issue (web copy, text, .eml) outside output/")
+    issue.add_argument("week", type=parse_week, help="ISO week of the entries, e.g. 2026-W47 (site time zone)")
+    issue.add_argument("--lang", help="language of the issue (default: the site's default language)")
+    issue.add_argument("--now", type=parse_now, help="the moment to build as of (ISO 8601; default: now)")
+    issue.add_argument("--out", type=Path, help="folder to write index.html, issue.txt and issue.eml into "
+                                                "(default: print the plain text)")
+    issue.set_defaults(run=run_issue)
     return parser
 
 
@@ -105,6 +112,32 @@ def run_new(args: argparse.Namespace) -> int:
     config = load_config(args.site)
     path = new_entry(config, args.type, args.title, args.lang or config.default_language, clock(args))
     print(path.relative_to(config.root.resolve()) if path.is_relative_to(config.root.resolve()) else path)
+    return 0
+
+
+def parse_week(text: str) -> str:
+    """Read an ISO week key such as 2026-W47."""
+    import re
+
+    match = re.fullmatch(r"(\d{4})-?W(\d{2})", text.strip(), re.I)
+    week = f"{match.group(1)}-W{match.group(2)}" if match else ""
+    try:
+        datetime.fromisocalendar(int(match.group(1)), int(match.group(2)), 1) if match else None
+    except ValueError:
+        match = None
+    if not match:
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}; use an ISO week such as 2026-W47")
+    return week
+
+
+def run_issue(args: argparse.Namespace) -> int:
+    from publisher.newsletter import preview_issue, write_issue
+
+    if args.out is None:
+        sys.stdout.write(preview_issue(args.site, args.week, args.lang, clock(args)).text)
+        return 0
+    for path in write_issue(args.site, args.week, args.lang, clock(args), args.out):
+        print(path)
     return 0
 
 

@@ -32,6 +32,7 @@ class NewsletterConfig:
     from_address: str = field(default="", metadata={"doc": "sender address; default: newsletter@ the base_url host"})
     reply_to: str = field(default="", metadata={"doc": "Reply-To address; default: from_address"})
     list_id: str = field(default="", metadata={"doc": "List-Id domain part; default: weekly.<host>"})
+    alerts_list_id: str = field(default="", metadata={"doc": "List-Id domain part of alert emails; default: alerts.<host>"})
     unsubscribe_url: str = field(default="", metadata={"doc": "https URL of the one-click unsubscribe endpoint"})
     unsubscribe_mailto: str = field(default="", metadata={"doc": "address that unsubscribes whoever writes to it"})
     weekday: str = field(default="monday", metadata={"doc": "day the weekly issue goes out"})
@@ -261,6 +262,9 @@ class _Reader:
             self.problem(("newsletter", "weekday"), f"'newsletter.weekday' must be a day name such as monday")
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", n.time):
             self.problem(("newsletter", "time"), "'newsletter.time' must be HH:MM, e.g. 09:00")
+        for key in ("list_id", "alerts_list_id"):
+            if getattr(n, key) and not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", getattr(n, key)):
+                self.problem(("newsletter", key), f"'newsletter.{key}' must be a dotted name such as weekly.example.org")
         if n.unsubscribe_url and urlsplit(n.unsubscribe_url).scheme != "https":
             self.problem(("newsletter", "unsubscribe_url"), "'newsletter.unsubscribe_url' must be an https URL")
         for key in ("from_address", "reply_to", "unsubscribe_mailto"):

@@ -1,0 +1,321 @@
+"""The weekly issue and alert emails: HTML, plain text, .eml and a web copy of each.
+
+Every message is rendered from Jinja templates in templates/email/, its CSS inlined by
+css-inline (only the @media rules for small screens and dark mode stay in a <style>).
+An issue whose HTML would pass the size budget (newsletter.max_html_kb, under Gmail's
+~102 KB clip) shows its longest entries as summaries linking to the web copy until it fits.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Iterator
+
+import css_inline
+from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
+from markupsafe import Markup
+
+from publisher import mail
+from publisher.content import Entry
+from publisher.config import CONFIG_NAME, load_config
+from publisher.issues import Issue, find_issue, issue_dir, issues_of
+from publisher.markup import relink
+from publisher.plaintext import PlainText
+from publisher.problems import EditorError, Problem
+from publisher.templates import Templates
+from publisher.urls import absolute, entry_page, relative, root_prefix
+from publisher.website import Site
+
+MODES = ("full", "summary", "title")  # how much of an entry an email shows, most first
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, keep_link_tags=True, load_remote_stylesheets=False)
+_ID = re.compile(r'(\sid=")([^"]*)(")')
+_FRAGMENT = re.compile(r'(\shref="#)([^"]*)(")')
+_IMAGE = re.compile(r"<img\b[^>]*>")
+_ATTRIBUTE = re.compile(r'\s(src|alt)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Message:
+    """One built email: what delivery sends and what the build writes."""
+
+    kind: str  # "issue" or "alert"
+    key: str  # the week (2026-W47) of an issue, the slug of an alert
+    lang: str
+    folder: str  # output folder: newsletter/en/2026-W47/ or alerts/en/<slug>/
+    subject: str
+    html: str  # the email's HTML (inlined CSS)
+    text: str  # its plain-text alternative
+    eml: bytes  # the MIME message, CRLF, without To
+    web: str  # the web copy: the same layout, relative links, no preheader
+
+    def files(self) -> Iterator[tuple[str, bytes]]:
+        name = "issue" if self.kind == "issue" else "alert"
+        yield self.folder + "index.html", self.web.encode("utf-8")
+        yield self.folder + f"{name}.txt", self.text.encode("utf-8")
+        yield self.folder + f"{name}.eml", self.eml
+
+
+def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
+    """Yield the files of every issue that has gone out or is due, and of every published alert."""
+    for message in messages_for(site, templates):
+        yield from message.files()
+
+
+def messages_for(site: Site, templates: Templates) -> tuple[Message, ...]:
+    """Return the built issues (sent or due at site.now), oldest first, then the alerts."""
+    issues = [i for i in issues_of(site) if i.sent or i.publishes <= site.now]
+    return tuple(issue_message(site, templates, i) for i in issues) + tuple(
+        alert_message(site, templates, e) for e in alerts_of(site))
+
+
+def alerts_of(site: Site) -> tuple[Entry, ...]:
+    """Return the published alerts, oldest first; raise EditorError if two share a folder."""
+    alerts = sorted((e for e in site.entries if e.type == "alert"), key=lambda e: (e.date, e.path))
+    seen: dict[str, Entry] = {}
+    problems = []
+    for entry in alerts:
+        first = seen.setdefault(alert_dir(entry), entry)
+        if first is not entry:
+            problems.append(Problem(entry.path, 1, f"alert email folder {alert_dir(entry)} is already claimed by "
+                                                   f"{first.path}; give one of the alerts another file name"))
+    if problems:
+        raise EditorError(problems)
+    return tuple(alerts)
+
+
+def alert_dir(entry: Entry) -> str:
+    """Return the output folder of an alert's email, e.g. alerts/en/write-to-the-president/."""
+    return f"alerts/{entry.lang}/{entry.slug}/"
+
+
+# Issues --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of an issue under one heading."""
+
+    kind: str  # alert, campaign or update: the template names it
+    entries: tuple[Entry, ...]
+
+
+def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
+    """Render one issue: its email within the size budget, plain text, .eml and web copy."""
+    config, lang = site.config, issue.lang
+    folder = issue_dir(issue)
+    web_url = absolute(config, folder + "index.html")
+    moment = issue.publishes
+    period = format_interval(issue.starts.date(), (issue.starts + timedelta(days=6)).date(), skeleton="yMMMMd",
+                             locale=lang)
+    context = dict(kind="issue", issue=issue, sections=_sections(issue, moment), period=period,
+                   title=_render_subject(templates, lang, kind="issue", issue=issue, headline=_headline(issue)))
+    render = lambda modes: _email_html(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context, modes)
+    modes = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024)
+    view = _view(site, lang, folder, moment, issue.entries, modes, web=False)
+    html = render(modes)
+    text = _text(site, templates, "email/issue.txt", lang, folder, view, context)
+    web = _web_html(site, templates, "email/issue.html", lang, folder, issue.entries, context)
+    envelope = mail.Envelope(
+        subject=context["title"], from_name=config.text(config.newsletter.from_name, lang) or config.text(config.title, lang),
+        date=moment, message_id=mail.message_id(config, "issue", lang, issue.week),
+        list_id=config.newsletter.list_id or f"weekly.{config.host}", list_name=config.text(config.title, lang), lang=lang)
+    return Message("issue", issue.week, lang, folder, context["title"], html, text,
+                   mail.compose(config, envelope, text, html), web)
+
+
+def _sections(issue: Issue, moment: datetime) -> tuple[Section, ...]:
+    """Group an issue's entries: open alerts, campaigns with open actions, then the rest."""
+    groups: dict[str, list[Entry]] = {"alert": [], "campaign": [], "update": []}
+    for entry in issue.entries:
+        kind = entry.type if entry.type in ("alert", "campaign") and entry.action_open(moment) else "update"
+        groups[kind].append(entry)
+    return tuple(Section(k, tuple(v)) for k, v in groups.items() if v)
+
+
+def _headline(issue: Issue) -> str:
+    return issue.entries[0].title if issue.entries else ""
+
+
+# Alerts --------------------------------------------------------------------------
+
+
+def alert_message(site: Site, templates: Templates, entry: Entry) -> Message:
+    """Render one alert's own email, as it stands when it is published, and its web copy."""
+    config, lang = site.config, entry.lang
+    folder = alert_dir(entry)
+    moment = entry.date
+    word = config.text(config.newsletter.alert_word, lang)
+    prefix = "" if _folded(entry.title).startswith(_folded(word)) else f"{word}: "
+    title = _render_subject(templates, lang, kind="alert", entry=entry, alert_prefix=prefix)
+    context = dict(kind="alert", entry=entry, alert_word=word, title=title)
+    html = _email_html(site, templates, "email/alert.html", lang, folder, (entry,), moment, context, {})
+    view = _view(site, lang, folder, moment, (entry,), {}, web=False)
+    text = _text(site, templates, "email/alert.txt", lang, folder, view, context)
+    web = _web_html(site, templates, "email/alert.html", lang, folder, (entry,), context)
+    envelope = mail.Envelope(
+        subject=title, from_name=config.text(config.newsletter.from_name, lang) or config.text(config.title, lang),
+        date=moment, message_id=mail.message_id(config, "alert", lang, entry.slug, entry.id),
+        list_id=config.newsletter.alerts_list_id or f"alerts.{config.host}",
+        list_name=config.text(config.title, lang), lang=lang)
+    return Message("alert", entry.slug, lang, folder, title, html, text, mail.compose(config, envelope, text, html), web)
+
+
+# Rendering -----------------------------------------------------------------------
+
+
+@dataclass
+class View:
+    """What templates ask of one rendering: links, entry bodies and how much of each to show."""
+
+    site: Site
+    lang: str
+    folder: str
+    moment: datetime  # actions are open or closed as of this moment
+    web: bool
+    modes: dict[str, str] = field(default_factory=dict)
+    anchors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def page(self) -> str:
+        return self.folder + "index.html"
+
+    def entry_url(self, entry: Entry) -> str:
+        target = entry_page(entry, self.site.config)
+        return relative(self.page, target) if self.web else absolute(self.site.config, target)
+
+    def more_url(self, entry: Entry) -> str:
+        return f"{absolute(self.site.config, self.page)}#{self.anchor(entry)}"
+
+    def anchor(self, entry: Entry) -> str:
+        return self.anchors.get(entry.id, entry.slug)
+
+    def when(self, moment: datetime) -> str:
+        """Return a date and time for readers anywhere: 'October 9, 2017, 11:59 PM (GMT+04:00)'."""
+        tz, lang = self.site.config.tz, self.lang
+        local = moment.astimezone(tz)
+        return (f"{format_date(local, 'long', locale=lang)}, {format_time(local, 'short', tzinfo=tz, locale=lang)} "
+                f"({get_timezone_gmt(local, 'long', locale=lang)})")
+
+    def upper(self, text: str) -> str:
+        """Uppercase as the language does: Azerbaijani (like Turkish) dots its capital İ."""
+        if self.lang.split("_")[0] in ("az", "tr"):
+            text = text.replace("i", "İ")
+        return text.upper()
+
+    def mode(self, entry: Entry) -> str:
+        return self.modes.get(entry.id, "full")
+
+    def body(self, entry: Entry) -> Markup:
+        """Return an entry's HTML for this message: links resolved, ids unique, images as links."""
+        prefix = root_prefix(self.page) if self.web else self.site.config.base_url
+        html = relink(entry.html, prefix)
+        anchor = self.anchor(entry)
+        html = _ID.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
+        html = _FRAGMENT.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
+        return Markup(_IMAGE.sub(_image_link, html))  # sanitised by markup.sanitize when loaded
+
+
+def _image_link(match: re.Match) -> str:
+    """Replace an image by a link to it: nothing in an email loads by itself, not even from us."""
+    attributes = dict(_ATTRIBUTE.findall(match.group(0)))
+    return f'<a href="{attributes.get("src", "")}">[{attributes.get("alt") or "image"}]</a>'
+
+
+def _view(site: Site, lang: str, folder: str, moment: datetime, entries, modes: dict[str, str], web: bool) -> View:
+    anchors: dict[str, str] = {}
+    for index, entry in enumerate(entries, 1):
+        anchors[entry.id] = entry.slug if entry.slug not in anchors.values() else f"{entry.slug}-{index}"
+    return View(site, lang, folder, moment, web, modes, anchors)
+
+
+def _render(site: Site, templates: Templates, name: str, lang: str, view: View, context: dict) -> str:
+    config = site.config
+    return templates.render(
+        name, lang, view=view, web=view.web, preheader=_preheader(context),
+        web_url=absolute(config, view.page), canonical=absolute(config, view.page),
+        home_url=relative(view.page, f"{lang}/index.html") if view.web else absolute(config, f"{lang}/index.html"),
+        unsubscribe_url=mail.unsubscribe_url(config), **context)
+
+
+def _email_html(site, templates, name, lang, folder, entries, moment, context, modes) -> str:
+    view = _view(site, lang, folder, moment, entries, modes, web=False)
+    return _INLINER.inline(_render(site, templates, name, lang, view, context))
+
+
+def _web_html(site, templates, name, lang, folder, entries, context) -> str:
+    view = _view(site, lang, folder, site.now, entries, {}, web=True)
+    return _INLINER.inline(_render(site, templates, name, lang, view, context))
+
+
+def _text(site, templates, name, lang, folder, view: View, context: dict) -> str:
+    text = _render(site, templates, name, lang, view, dict(context, text=PlainText()))
+    lines = [line.rstrip() if line != "-- " else line for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def _fit(entries: tuple[Entry, ...], render, budget: int) -> dict[str, str]:
+    """Return how much of each entry to show so the HTML fits the budget, shrinking the longest first."""
+    modes: dict[str, str] = {}
+    for step in MODES[1:]:
+        for entry in sorted(entries, key=lambda e: (-len(e.html), e.path)):
+            if len(render(modes).encode("utf-8")) <= budget:
+                return modes
+            modes[entry.id] = step
+    return modes
+
+
+def _preheader(context: dict) -> str:
+    entry = context.get("entry") or (context["issue"].entries[0] if context.get("issue") and context["issue"].entries else None)
+    return entry.summary if entry else ""
+
+
+def _folded(text: str) -> str:
+    """Fold case so TƏCİLİ matches Təcili ('İ' folds to 'i' plus a combining dot)."""
+    return unicodedata.normalize("NFKD", text.casefold()).replace("\u0307", "")
+
+
+def _render_subject(templates: Templates, lang: str, **context) -> str:
+    subject = templates.render("email/subject.txt", lang, **context)
+    return " ".join(subject.split())
+
+
+# Previews ------------------------------------------------------------------------
+
+
+def preview_issue(root: Path, week: str, lang: str | None, now: datetime) -> Message:
+    """Build one week's issue in one language as the site stands at `now`, sent or not."""
+    from publisher.build import load_site  # the build imports this module for its files
+
+    config = load_config(root)
+    lang = lang or config.default_language
+    if lang not in config.languages:
+        raise EditorError([Problem(CONFIG_NAME, 1, f"'{lang}' is not one of the site's languages "
+                                                   f"({', '.join(config.languages)})")])
+    templates = Templates(config)
+    site = load_site(config, templates, now)
+    issue = find_issue(site, week, lang)
+    if issue is None:
+        raise EditorError([Problem(config.content_dir, 1, f"no issue for {week} in '{lang}': nothing published "
+                                                          f"that week goes out in it (as of {now.isoformat()})")])
+    return issue_message(site, templates, issue)
+
+
+def write_issue(root: Path, week: str, lang: str | None, now: datetime, out: Path) -> list[Path]:
+    """Write one issue's index.html, issue.txt and issue.eml into `out`, never into output/."""
+    message = preview_issue(root, week, lang, now)
+    config = load_config(root)
+    out = out.resolve()
+    if out.is_relative_to(config.path("output").resolve()):
+        raise EditorError([Problem(CONFIG_NAME, 1, f"--out {out} is inside the output folder, which only "
+                                                   f"'publisher build' writes; choose another folder")])
+    written = []
+    for rel, data in message.files():
+        target = out / Path(rel).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written.append(target)
+    return written
