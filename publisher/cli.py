@@ -67,6 +67,42 @@ def make_parser() -> argparse.ArgumentParser:
     issue.add_argument("--out", type=Path, help="folder to write index.html, issue.txt and issue.eml into "
                                                 "(default: print the plain text)")
     issue.set_defaults(run=run_issue)
+    subscribers = commands.add_parser("subscribers", help="manage the subscriber list (kept in the state folder only)")
+    actions = subscribers.add_subparsers(title="actions", metavar="ACTION")
+    sub_add = actions.add_parser("add", parents=[site], help="add an address, or change its language, lists or discreet flag")
+    sub_add.add_argument("address")
+    sub_add.add_argument("--lang", help="language of the messages it gets (default: the site's default language)")
+    sub_add.add_argument("--lists", default="weekly,alerts", help="comma-separated: weekly, alerts (default: both)")
+    sub_add.add_argument("--discreet", action="store_true", help="send with the neutral sender name and subject")
+    sub_add.add_argument("--status", default="active", choices=["active", "pending"], help="default: active")
+    sub_add.add_argument("--now", type=parse_now, help=argparse.SUPPRESS)
+    sub_add.set_defaults(run=run_subscribers_add)
+    sub_import = actions.add_parser("import", parents=[site], help="import a CSV file (address[,language,lists,discreet,status])")
+    sub_import.add_argument("csv", type=Path)
+    sub_import.add_argument("--status", default="active", choices=["active", "pending"], help="status of rows that give none")
+    sub_import.add_argument("--now", type=parse_now, help=argparse.SUPPRESS)
+    sub_import.set_defaults(run=run_subscribers_import)
+    sub_list = actions.add_parser("list", parents=[site], help="list subscribers with masked addresses, and counts")
+    sub_list.add_argument("--status", choices=["pending", "active", "unsubscribed", "bounced"], help="only this status")
+    sub_list.add_argument("--unmasked", action="store_true", help="show whole addresses (mind who can see your screen)")
+    sub_list.set_defaults(run=run_subscribers_list)
+    sub_remove = actions.add_parser("remove", parents=[site], help="delete an address and its settings for good")
+    sub_remove.add_argument("address")
+    sub_remove.set_defaults(run=run_subscribers_remove)
+    sub_export = actions.add_parser("export", parents=[site], help="write every subscriber as CSV (to stdout or --output)")
+    sub_export.add_argument("--output", type=Path, help="file to write, created private to you (never inside the site's published folders)")
+    sub_export.set_defaults(run=run_subscribers_export)
+
+    send = commands.add_parser("send", parents=[site], help="send a weekly issue (2026-W47) or an alert (slug) to its subscribers")
+    send.add_argument("target", metavar="ISSUE|ALERT", help="a week such as 2026-W47, or an alert's slug or key")
+    send.add_argument("--dry-run", action="store_true", help="count and build every message; send and record nothing")
+    send.add_argument("--now", type=parse_now, help="the moment to send as of (ISO 8601; default: now)")
+    send.set_defaults(run=run_send)
+
+    serve = commands.add_parser("serve-subscriptions", parents=[site], help="run the unsubscribe and double opt-in web endpoint")
+    serve.add_argument("--host", help="address to listen on (default: [subscriptions] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [subscriptions] port, 8025)")
+    serve.set_defaults(run=run_serve_subscriptions)
     return parser
 
 
@@ -163,6 +199,89 @@ def run_redact_add(args: argparse.Namespace) -> int:
     count = add(config, name)
     print(f"added to {config.lint.redaction_list} ({count} name{'s' * (count != 1)}); "
           f"run `publisher check` to find it in content", file=sys.stderr)
+    return 0
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    from publisher.locking import SchedulerBusy
+    from publisher.schedule import configure_logging, run_once, serve
+
+    if args.now and not args.once:
+        print("error: --now needs --once (a running scheduler follows the real clock)", file=sys.stderr)
+        return 2
+    configure_logging(args.verbose)
+    try:
+        if args.once:
+            return 0 if run_once(args.site, clock(args)).ok else 1
+        return serve(args.site, lambda: datetime.now(timezone.utc))
+    except SchedulerBusy as busy:
+        print(f"error: {busy}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again when the other scheduler has stopped
+
+
+def run_subscribers_add(args: argparse.Namespace) -> int:
+    from publisher.subscribers import edit_subscriber
+
+    print(edit_subscriber(args.site, "add", clock(args), address=args.address, language=args.lang,
+                          lists=args.lists.split(","), discreet=args.discreet, status=args.status), file=sys.stderr)
+    return 0
+
+
+def run_subscribers_import(args: argparse.Namespace) -> int:
+    from publisher.subscribers import edit_subscriber
+
+    print(edit_subscriber(args.site, "import", clock(args), path=args.csv, status=args.status), file=sys.stderr)
+    return 0
+
+
+def run_subscribers_list(args: argparse.Namespace) -> int:
+    from publisher.subscribers import listing
+
+    for line in listing(args.site, status=args.status, unmasked=args.unmasked):
+        print(line)
+    return 0
+
+
+def run_subscribers_remove(args: argparse.Namespace) -> int:
+    from publisher.subscribers import edit_subscriber
+
+    print(edit_subscriber(args.site, "remove", datetime.now(timezone.utc), address=args.address), file=sys.stderr)
+    return 0
+
+
+def run_subscribers_export(args: argparse.Namespace) -> int:
+    from publisher.subscribers import export
+
+    print(export(args.site, args.output, sys.stdout), file=sys.stderr)
+    return 0
+
+
+def run_send(args: argparse.Namespace) -> int:
+    import logging
+
+    from publisher.config import load_config
+    from publisher.delivery import progress_reporter, send
+    from publisher.transports import DeliveryError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    config = load_config(args.site)
+    try:
+        result = send(config, args.target, clock(args), dry_run=args.dry_run, progress=progress_reporter(sys.stderr),
+                      clock=lambda: datetime.now(timezone.utc))
+    except DeliveryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(result.summary(), file=sys.stderr)
+    return 0 if result.complete else 75  # EX_TEMPFAIL: some messages wait for the next run
+
+
+def run_serve_subscriptions(args: argparse.Namespace) -> int:
+    from publisher.config import load_config
+    from publisher.subscriptions import serve
+
+    config = load_config(args.site)
+    serve(config, args.host or config.subscriptions.host, args.port or config.subscriptions.port,
+          clock=lambda: datetime.now(timezone.utc))
     return 0
 
 

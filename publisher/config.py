@@ -86,6 +86,43 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """`publisher send`: signing, pacing and retries (the transport is SMTP when [smtp] host is set)."""
+
+    secret_env: str = field(default="PUBLISHER_SECRET", metadata={"doc": "environment variable holding the secret that signs unsubscribe and confirmation links"})
+    rate: float = field(default=10.0, metadata={"doc": "messages per second at most; 0: no limit"})
+    retries: int = field(default=5, metadata={"doc": "retries of a message after a 4xx reply or a dropped connection"})
+    backoff: float = field(default=2.0, metadata={"doc": "seconds before the first retry; doubles on each retry (at most 300)"})
+    in_doubt: str = field(default="resend", metadata={"doc": "a message in flight when a run was killed: resend (at-least-once) or skip (at-most-once)"})
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The SMTP relay; without a host, messages go to the outbox folder in the state folder."""
+
+    host: str = field(default="", metadata={"doc": "relay host name; empty: write messages to state/outbox/ instead"})
+    port: int = field(default=0, metadata={"doc": "relay port; default: 587 for starttls, 465 for tls, 25 for none"})
+    security: str = field(default="starttls", metadata={"doc": "starttls, tls or none (none only to a relay on this machine)"})
+    username: str = field(default="", metadata={"doc": "login name at the relay; empty: no authentication"})
+    password_env: str = field(default="PUBLISHER_SMTP_PASSWORD", metadata={"doc": "environment variable holding the relay password"})
+    envelope_from: str = field(default="", metadata={"doc": "envelope sender (where bounces go); default: newsletter.from_address"})
+    helo: str = field(default="", metadata={"doc": "name given in EHLO; default: the base_url host"})
+    timeout: float = field(default=30.0, metadata={"doc": "seconds to wait for the relay before treating it as a dropped connection"})
+
+
+@dataclass(frozen=True)
+class SubscriptionsConfig:
+    """`publisher serve-subscriptions`: one-click unsubscribe and double opt-in, behind the web server."""
+
+    host: str = field(default="127.0.0.1", metadata={"doc": "address to listen on; keep it on loopback behind the web server"})
+    port: int = field(default=8025, metadata={"doc": "port to listen on"})
+    url: str = field(default="", metadata={"doc": "public https URL the app is reached at; default: base_url (so /unsubscribe, /subscribe, /confirm)"})
+    confirm_days: int = field(default=7, metadata={"doc": "days a double opt-in confirmation link stays valid"})
+    rate_per_minute: int = field(default=20, metadata={"doc": "requests per minute one client may make"})
+    trust_forwarded: bool = field(default=False, metadata={"doc": "tell clients apart by the web server's X-Forwarded-For (only behind a proxy that sets it)"})
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole site's settings; `root` is the folder holding publisher.toml."""
 
@@ -106,6 +143,9 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     lint: LintConfig = field(default_factory=LintConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -127,7 +167,8 @@ class Config:
         return next(iter(value.values()), "")
 
 
-SECTIONS: dict[str, type] = {"newsletter": NewsletterConfig, "feeds": FeedsConfig, "schedule": ScheduleConfig, "lint": LintConfig}
+SECTIONS: dict[str, type] = {"newsletter": NewsletterConfig, "feeds": FeedsConfig, "schedule": ScheduleConfig, "lint": LintConfig,
+                           "delivery": DeliveryConfig, "smtp": SmtpConfig, "subscriptions": SubscriptionsConfig}
 
 
 def load_config(root: Path) -> Config:
@@ -212,6 +253,10 @@ class _Reader:
             if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
                 return raw
             return self.problem(where, f"'{name}' must be a positive whole number")
+        if hint is float:
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 0 <= raw < float("inf"):
+                return float(raw)
+            return self.problem(where, f"'{name}' must be a number, 0 or more")
         if hint is bool:
             if isinstance(raw, bool):
                 return raw
@@ -255,6 +300,7 @@ class _Reader:
         self.check_newsletter(c)
         self.check_schedule(c)
         self.check_lint(c)
+        self.check_delivery(c)
 
     def check_newsletter(self, c: Config) -> None:
         n = c.newsletter
@@ -271,6 +317,25 @@ class _Reader:
             value = getattr(n, key)
             if value and not re.fullmatch(r"[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value):
                 self.problem(("newsletter", key), f"'newsletter.{key}' must be a plain address such as news@example.org")
+
+    def check_delivery(self, c: Config) -> None:
+        d, s, sub = c.delivery, c.smtp, c.subscriptions
+        if d.in_doubt not in ("resend", "skip"):
+            self.problem(("delivery", "in_doubt"), "'delivery.in_doubt' must be resend or skip")
+        if s.security not in ("starttls", "tls", "none"):
+            self.problem(("smtp", "security"), "'smtp.security' must be starttls, tls or none")
+        for where, port in ((("smtp", "port"), s.port), (("subscriptions", "port"), sub.port)):
+            if port > 65535:
+                self.problem(where, f"'{'.'.join(where)}' must be a port number up to 65535")
+        for where, name in ((("delivery", "secret_env"), d.secret_env), (("smtp", "password_env"), s.password_env)):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                self.problem(where, f"'{'.'.join(where)}' must name an environment variable, e.g. PUBLISHER_SECRET")
+        if s.envelope_from and not re.fullmatch(r"[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", s.envelope_from):
+            self.problem(("smtp", "envelope_from"), "'smtp.envelope_from' must be a plain address such as bounces@example.org")
+        if s.host and not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", s.host):
+            self.problem(("smtp", "host"), "'smtp.host' must be a host name or IP address")
+        if sub.url and (urlsplit(sub.url).scheme != "https" or not sub.url.endswith("/")):
+            self.problem(("subscriptions", "url"), "'subscriptions.url' must be an https URL ending with '/'")
 
     def check_lint(self, c: Config) -> None:
         # The list must be committed with the site but never published, so not under content/ or output/.
