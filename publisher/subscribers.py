@@ -20,6 +20,7 @@ DATABASE = "subscribers.sqlite3"
 LISTS = ("weekly", "alerts")
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 CSV_FIELDS = ("address", "language", "lists", "status", "discreet", "created", "changed")
+POSITIONAL = ("address", "language", "lists", "discreet", "status")
 
 # Dot-atom local part (RFC 5322 3.2.3) and a host name; non-ASCII local parts would need
 # SMTPUTF8, which many relays refuse, so they are turned away with a clear message instead.
@@ -257,13 +258,14 @@ class SubscriberList:
         rows: list[dict] = []
         problems: list[Problem] = []
         header: list[str] | None = None
+        positional = False
         seen: dict[str, int] = {}
         try:
             for record in reader:
                 line = reader.line_num
                 if not any(cell.strip() for cell in record):
                     continue
-                if header is None:
+                if header is None and not positional:
                     header = _csv_header(record)
                     if header:
                         unknown = [name for name in header if name not in CSV_FIELDS]
@@ -273,8 +275,13 @@ class SubscriberList:
                             problems.append(Problem(rel, line, "the header has no 'address' column"))
                             return [], problems
                         continue
-                    header = ["address", "language", "lists", "discreet", "status"][:max(1, len(record))]
-                fields = dict(zip(header, (cell.strip() for cell in record)))
+                    positional = True
+                # Without a header, columns are read in the documented order: address, language, lists, discreet, status.
+                names = POSITIONAL if positional else header
+                if len(record) > len(names):
+                    problems.append(Problem(rel, line, f"{len(record)} columns, but only {len(names)} are known"))
+                    continue
+                fields = dict(zip(names, (cell.strip() for cell in record)))
                 try:
                     row = self._csv_row(fields, status)
                 except BadAddress as exc:
