@@ -103,6 +103,11 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: [subscriptions] host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [subscriptions] port, 8025)")
     serve.set_defaults(run=run_serve_subscriptions)
+    preview = commands.add_parser("preview", parents=[site], help="serve the site, drafts and emails locally; rebuild on save")
+    preview.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
+    preview.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0 picks a free one)")
+    preview.add_argument("--now", type=parse_now, help="preview as of this moment (ISO 8601; default: the clock at each rebuild)")
+    preview.set_defaults(run=run_preview)
     return parser
 
 
@@ -300,3 +305,10 @@ def run_schedule(args: argparse.Namespace) -> int:
     except SchedulerBusy as busy:
         print(f"error: {busy}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again when the other scheduler has stopped
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from publisher.preview import serve
+
+    serve(args.site, args.host, args.port, clock=lambda: clock(args))
+    return 0
