@@ -46,10 +46,10 @@ def compose(config: Config, envelope: Envelope, text: str, html: str) -> bytes:
     message["List-Id"] = f"{' '.join(envelope.list_name.split())} <{envelope.list_id}>"
     message["List-Unsubscribe"] = list_unsubscribe(config)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Content-Language"] = envelope.lang
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     message.set_boundary(boundary(envelope.message_id, text, html))
+    message["Content-Language"] = envelope.lang  # after the body: set_content drops Content-* fields
     return message.as_bytes(policy=POLICY)
 
 

@@ -15,6 +15,7 @@ WIDTH = 72
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "table",
           "thead", "tbody", "tfoot", "tr", "td", "th", "hr", "div", "dl", "dt", "dd", "caption"}
 VOID = {"br", "hr", "img", "wbr"}
+BREAK = "\u2028"  # LINE SEPARATOR stands for <br> until wrapping
 
 
 @dataclass
@@ -77,7 +78,7 @@ class PlainText:
         """Wrap one paragraph to the width, never breaking words or URLs."""
         first = indent if first is None else first
         lines = []
-        for part in text.split("\n"):  # a <br> keeps its line break
+        for part in text.split(BREAK):  # a <br> keeps its line break; other newlines are spaces
             words = " ".join(part.split())
             if words:
                 lines += textwrap.wrap(words, self.width, initial_indent=first if not lines else indent,
@@ -178,7 +179,7 @@ class PlainText:
             if isinstance(child, str):
                 parts.append(child)
             elif child.tag == "br":
-                parts.append("\n")
+                parts.append(BREAK)
             elif child.tag == "img":
                 parts.append(f"[{child.attrs.get('alt') or '…'}]")
             elif child.tag == "a" and "footnote-backref" in child.attrs.get("class", ""):
