@@ -174,11 +174,25 @@ def send(config: Config, target: str, now: datetime, *, dry_run: bool = False, t
     clock = clock or (lambda: now)
     transport = transport or make_transport(config)
     with _exclusive(config, mailing.key), _ledger(config) as db:
+        if mailing.list == "weekly" and not dry_run:
+            _freeze_issues(config, target, now)
         run = _Run(config, db, mailing, secret, transport, Policy.of(config), clock, sleep, progress)
         try:
             return run.dry_run() if dry_run else run.send()
         finally:
             transport.close()
+
+
+def _freeze_issues(config: Config, week: str, now: datetime) -> None:
+    """Record the week's issues as sent before the first message goes, so their entries never move."""
+    from publisher.build import load_site
+    from publisher.issues import issues_of, record_sent
+    from publisher.templates import Templates
+
+    site = load_site(config, Templates(config), now)
+    for issue in issues_of(site):
+        if issue.week == week and not issue.sent:
+            record_sent(config, issue, now)
 
 
 def personalise(eml: bytes, subscriber: Subscriber, token: str, config: Config) -> bytes:

@@ -302,3 +302,54 @@ def test_after_a_full_run_no_address_is_in_output_logs_or_the_repo(site, sink, s
         path = REPO / name.decode()
         if path.is_file():
             assert tag.encode() not in path.read_bytes().lower(), name
+
+
+def built_site(site):
+    """Write a week of updates in three languages and an alert in two, and build them for real."""
+    for lang, title in (("en", "Police raid a party"), ("az", "Polis ziyafətə basqın etdi"), ("ru", "Полиция ворвалась на вечеринку")):
+        site.entry(f"2026/raid-{lang}.md", title=title, lang=lang, key="raid", date="2026-11-10T10:00:00+04:00",
+                   summary=f"'{title}.'")
+    for lang, title in (("en", "Free the detained"), ("ru", "Освободите задержанных")):
+        site.entry(f"2026/free-them-{lang}.md", title=title, type="alert", lang=lang, key="free-them",
+                   date="2026-11-21T10:00:00+04:00", summary=f"'{title}.'",
+                   action="{label: Write now, url: 'https://news.example.org/act/'}")
+    site.build(NOW)
+
+
+def test_the_real_built_issue_and_alert_go_out_personalised_and_unchanged(site, sink, secret):
+    from publisher.issues import read_ledger
+
+    site.write("publisher.toml", smtp_config(sink.port))
+    built_site(site)
+    issues = {lang: site.output / f"newsletter/{lang}/2026-W46/issue.eml" for lang in ("en", "az", "ru")}
+    alerts = {lang: site.output / f"alerts/{lang}/free-them-{lang}/alert.eml" for lang in ("en", "ru")}
+    if not all(p.is_file() for p in [*issues.values(), *alerts.values()]):
+        pytest.skip("the build makes no issue/alert .eml files yet")
+    subscribe(site, 30)
+    assert send(site.config, "2026-W46", NOW).sent == 30
+    assert [(r.lang, r.week) for r in read_ledger(site.config)] == [("en", "2026-W46"), ("az", "2026-W46"), ("ru", "2026-W46")]
+    report = send(site.config, "free-them", NOW)
+    assert report.sent == 30 and report.languages == Counter({"en": 20, "ru": 10}), "az falls back to en"
+    assert send(site.config, "free-them-ru", NOW).already_sent == 30, "a translation's slug names the same alert"
+    assert sink.recipients() == Counter({address(n): 2 for n in range(30)})
+    config = site.config
+    for index, (rcpt, data) in enumerate(sink.accepted):
+        n, lang = int(rcpt[6:11]), language_of(int(rcpt[6:11]))
+        source = issues[lang] if index < 30 else alerts["ru" if lang == "ru" else "en"]
+        built, sent = parsed(source.read_bytes()), parsed(data)
+        assert body_of(data) == body_of(source.read_bytes())
+        assert str(sent["To"]) == rcpt
+        for name in ("Message-ID", "Date", "List-Id", "Reply-To", "List-Unsubscribe-Post", "Content-Type"):
+            assert sent[name] == built[name], name
+        discreet = n % 10 == 0
+        assert sent["Subject"] == (config.text(config.newsletter.discreet_subject, lang) if discreet else built["Subject"])
+        assert "token=" in str(sent["List-Unsubscribe"]) and "token=" not in str(built["List-Unsubscribe"])
+    for path in site.output.rglob("*"):
+        assert not path.is_file() or b"reader0" not in path.read_bytes()
+
+
+def test_an_embargoed_alert_cannot_be_sent(site, secret):
+    site.entry("2026/later.md", title="Later", type="alert", key="later", date="2026-12-01T10:00:00+04:00",
+               action="{label: Write now, url: 'https://news.example.org/act/'}")
+    result = site.cli("send", "later", "--now", NOW.isoformat(), check=False)
+    assert result.returncode == 1 and "embargoed" in result.stderr
