@@ -12,11 +12,11 @@ from typing import Iterable, Iterator
 
 import jinja2
 
-from publisher import archive, images, newsletter, redaction
+from publisher import archive, images, newsletter, redaction, feeds
 from publisher.config import Config, load_config
-from publisher.content import Entry, load_entries
-from publisher.markup import render_markdown
+from publisher.content import Entry
 from publisher.output import DuplicatePath, write_tree
+from publisher.render import load_rendered
 from publisher.problems import EditorError, Problem
 from publisher.templates import Templates
 from publisher.website import Site
@@ -72,33 +72,22 @@ def _shown(filename: str, config: Config) -> str:
 
 def load_site(config: Config, templates: Templates, now: datetime) -> Site:
     """Load, check and render every entry; raise EditorError with all problems."""
-    entries = load_entries(config)
-    return Site.at(config, render_entries(entries, config, templates), now)
+    entries = tuple(with_retraction_notice(e, templates) for e in load_rendered(config))
+    return Site.at(config, entries, now)
 
 
-def render_entries(entries: Iterable[Entry], config: Config, templates: Templates) -> tuple[Entry, ...]:
-    """Fill in each entry's HTML, and its summary where the editor gave none."""
-    return tuple(render_entry(e, config, templates) for e in entries)
-
-
-def render_entry(entry: Entry, config: Config, templates: Templates) -> Entry:
-    if entry.retracted:
-        notice = templates.render("retraction.html", entry.lang, entry=entry)
-        return dataclasses.replace(entry, html=notice, summary=entry.retracted.reason)
-    rendered = render_markdown(entry.body, source_folder(entry, config))
-    body = images.add_sizes(rendered.html, config)
-    return dataclasses.replace(entry, html=body, summary=entry.summary or rendered.first_paragraph)
-
-
-def source_folder(entry: Entry, config: Config) -> str:
-    """Return the entry's folder as seen from the content root, e.g. /2017/, for relative links."""
-    folder = Path(entry.path).relative_to(config.content_dir).parent.as_posix()
-    return "/" if folder == "." else f"/{folder}/"
+def with_retraction_notice(entry: Entry, templates: Templates) -> Entry:
+    """Replace a retracted entry's body by its notice, everywhere it is shown."""
+    if not entry.retracted:
+        return entry
+    notice = templates.render("retraction.html", entry.lang, entry=entry)
+    return dataclasses.replace(entry, html=notice, summary=entry.retracted.reason)
 
 
 def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield every output file; the content folder's own files first."""
-    return chain(content_files(site.config), archive.files(site, templates), newsletter.files(site, templates))
+    return chain(content_files(site.config), archive.files(site, templates), feeds.files(site, templates),
+                 newsletter.files(site, templates))
 
 
 def content_files(config: Config) -> Iterator[tuple[str, bytes]]:

@@ -8,7 +8,6 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -267,10 +266,10 @@ class _Reader:
             return self.problem(where, f"'{name}' must be a non-empty list of strings")
         if hint == Localized:
             if isinstance(raw, str):
-                return MappingProxyType({"": raw})
+                return {"": raw}
             if isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
                 self.localized.append((where, raw))
-                return MappingProxyType(dict(raw))
+                return dict(raw)
             return self.problem(where, f"'{name}' must be a string or a table of language = \"text\"")
         raise TypeError(f"no reader for {hint!r}")  # a bug in the schema, not an editor mistake
 

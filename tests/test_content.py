@@ -17,9 +17,9 @@ CASES = [
     ("unclosed", "---\ntitle: A\ntype: update\ndate: 2017-01-01\n",
      ["1: the front matter is not closed: add a '---' line after it"]),
     ("yaml-syntax", "---\ntitle: [unclosed\ntype: update\n---\nbody\n",
-     ["3: YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence on line 2)"]),
+     ["3: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence on line 2)"]),
     ("yaml-tab", "---\ntitle: A\ntype: update\n\tdate: 2017-01-01\n---\nbody\n",
-     ["4: YAML syntax error: found character '\\t' that cannot start any token"]),
+     ["4: YAML syntax error: found a tab character that violates indentation (while scanning a plain scalar on line 3)"]),
     ("not-a-mapping", "---\n- a\n- b\n---\nbody\n", ["2: the front matter must be 'field: value' lines"]),
     ("empty-front-matter", "---\n---\nbody\n", ["1: the front matter is empty: it needs title, type and date"]),
     ("missing-fields", "---\nsummary: s\n---\nbody\n",
@@ -152,4 +152,4 @@ def test_hidden_files_and_backups_are_ignored(site):
     site.write("content/.#draft.md", "junk")
     site.write("content/_notes/x.md", "junk")
     site.write("content/ok.md", GOOD)
-    assert site.check() == []
+    assert [p for p in site.check() if not p.warning] == []

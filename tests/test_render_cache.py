@@ -1,0 +1,148 @@
+"""The render cache and the process pool never change what a build makes."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import sqlite3
+
+import pytest
+from PIL import Image
+
+from conftest import NOW, ScratchSite, entry_text
+from publisher import render
+
+
+def fresh_copy(site: ScratchSite, tmp_path, name: str) -> ScratchSite:
+    """Copy a site's inputs (not its output or state) and build it cold."""
+    copy = ScratchSite(tmp_path / name)
+    for item in ("publisher.toml", "content", "templates", "redactions.txt"):
+        source = site.root / item
+        if source.is_dir():
+            shutil.copytree(source, copy.root / item)
+        elif source.exists():
+            copy.root.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, copy.root / item)
+    copy.build()
+    return copy
+
+
+def poison(site: ScratchSite) -> None:
+    """Replace every cached body with a marker, so a stale hit would show in the output."""
+    db = sqlite3.connect(site.root / "state/cache/entries.sqlite")
+    rows = db.execute("SELECT key, value FROM results").fetchall()
+    with db:
+        for key, value in rows:
+            entry, problems, depends = pickle.loads(value)
+            if entry is not None:
+                entry = entry.__class__(**{**entry.__dict__, "html": "<p>STALE</p>"})
+            db.execute("UPDATE results SET value = ? WHERE key = ?", (pickle.dumps((entry, problems, depends)), key))
+    db.close()
+
+
+def stale(site: ScratchSite) -> bool:
+    return any(b"STALE" in data for data in site.tree().values())
+
+
+@pytest.fixture
+def cached_site(site: ScratchSite) -> ScratchSite:
+    site.write("content/images/pic.png", b"")
+    Image.new("RGB", (40, 20), (10, 20, 30)).save(site.root / "content/images/pic.png")
+    site.entry("2023/a.md", title="First", body="Text with a picture.\n\n![A room](/images/pic.png)", summary="'s'")
+    site.entry("2023/b.md", title="Second", date="2023-07-28T10:00:00+04:00", body="More text.", summary="'s'")
+    site.build()
+    return site
+
+
+def test_a_warm_build_uses_the_cache(cached_site):
+    poison(cached_site)
+    cached_site.build()
+    assert stale(cached_site), "the cache was not used at all"
+
+
+def test_changed_entry_is_rendered_again(cached_site, tmp_path):
+    poison(cached_site)
+    cached_site.write("content/2023/b.md", entry_text(title="Second", date="2023-07-28T10:00:00+04:00",
+                                                        body="Changed text.", summary="'s'"))
+    cached_site.build()
+    page = (cached_site.output / "en/2023/07/b/index.html").read_bytes()
+    assert b"Changed text." in page and b"STALE" not in page
+
+
+def test_changed_image_renders_its_entry_again(cached_site, tmp_path):
+    poison(cached_site)
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(cached_site.root / "content/images/pic.png")
+    cached_site.build()
+    page = (cached_site.output / "en/2023/07/a/index.html").read_text()
+    assert 'width="64" height="48"' in page and "STALE" not in page
+
+
+def test_warm_builds_after_each_change_equal_cold_builds(cached_site, tmp_path):
+    changes = [
+        lambda: Image.new("RGB", (64, 48), (10, 20, 30)).save(cached_site.root / "content/images/pic.png"),
+        lambda: cached_site.entry("2023/b.md", title="Second, edited", date="2023-07-28T10:00:00+04:00",
+                                  body="Edited.", summary="'s'"),
+        lambda: cached_site.write("publisher.toml", (cached_site.root / "publisher.toml").read_text().replace(
+            "Test Alliance", "Renamed Alliance")),
+        lambda: (cached_site.root / "content/2023/a.md").unlink(),
+    ]
+    for number, change in enumerate(changes):
+        change()
+        cached_site.build()
+        assert cached_site.tree() == fresh_copy(cached_site, tmp_path, f"cold{number}").tree(), f"change {number}"
+
+
+def test_changed_config_renders_everything_again(cached_site, tmp_path):
+    poison(cached_site)
+    config = (cached_site.root / "publisher.toml").read_text()
+    cached_site.write("publisher.toml", config.replace('timezone = "Asia/Baku"', 'timezone = "Europe/Berlin"'))
+    cached_site.build()
+    assert not stale(cached_site)
+    assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
+
+
+def test_changed_library_version_renders_everything_again(cached_site, monkeypatch):
+    poison(cached_site)
+    real = render.metadata.version
+    monkeypatch.setattr(render.metadata, "version", lambda name: "99.0" if name == "markdown" else real(name))
+    render.code_version.cache_clear()
+    try:
+        cached_site.build()
+    finally:
+        render.code_version.cache_clear()
+    assert not stale(cached_site)
+
+
+def test_changed_template_and_catalog_show_in_a_warm_build(cached_site, tmp_path, monkeypatch):
+    cached_site.write("templates/retraction.html", "<p>withdrawn</p>\n")
+    base = (render.Path(render.__file__).parent.parent / "templates/entry.html").read_text()
+    cached_site.write("templates/entry.html", base.replace("<article", "<article data-theme=\"v2\""))
+    cached_site.build()
+    assert b'data-theme="v2"' in (cached_site.output / "en/2023/07/a/index.html").read_bytes()
+    from publisher import templates
+    catalogs = tmp_path / "locale"
+    shutil.copytree(templates.LOCALE_DIR, catalogs)
+    po = catalogs / "az/LC_MESSAGES/messages.po"
+    if po.exists():
+        po.write_text(po.read_text().replace('msgstr "', 'msgstr "X', 1))
+    monkeypatch.setattr(templates, "LOCALE_DIR", catalogs)
+    cached_site.build()
+    assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
+
+
+def test_process_pool_gives_the_same_output_as_one_process(site, tmp_path, monkeypatch):
+    for index in range(render.POOL_THRESHOLD + 10):
+        site.entry(f"2023/e{index}.md", title=f"Entry {index}", body=f"Body {index}.\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    site.build()
+    pooled = site.tree()
+    monkeypatch.setattr(render, "POOL_THRESHOLD", 10**9)
+    serial = fresh_copy(site, tmp_path, "serial")
+    assert pooled == serial.tree()
+
+
+def test_problems_come_back_from_the_pool(site, monkeypatch):
+    monkeypatch.setattr(render, "POOL_THRESHOLD", 2)
+    site.entry("a.md")
+    site.entry("b.md", type="nope")
+    site.entry("c.md", date="2023-02-30")
+    assert [(p.path, p.line) for p in site.check() if not p.warning] == [("content/b.md", 3), ("content/c.md", 4)]
