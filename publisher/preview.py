@@ -24,14 +24,13 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import watchfiles
 
-from publisher.build import render_entries, site_files, template_problems
+from publisher.build import load_site, site_files, template_problems
 from publisher.check import check
 from publisher.config import CONFIG_NAME, load_config
-from publisher.content import Entry, load_entries
+from publisher.content import Entry
 from publisher.problems import EditorError, Problem
 from publisher.templates import Templates
 from publisher.urls import entry_page
-from publisher.website import Site
 
 PREFIX = "/_preview/"
 POLL_SECONDS = 25
@@ -66,13 +65,14 @@ def preview_tree(root: Path, now: datetime) -> tuple[dict[str, bytes], tuple[Hid
     config = load_config(root)
     templates = Templates(config)
     with template_problems(config):
-        entries = render_entries(load_entries(config), config, templates)
-        hidden = tuple(Hidden(e, entry_page(e, config), _reason(e, now)) for e in entries if not e.is_published(now))
-        everything = Site(config, now, tuple(sorted(entries, key=lambda e: (-e.date.timestamp(), e.path))))
+        site = load_site(config, templates, now)
+        hidden = tuple(Hidden(e, entry_page(e, config), _reason(e)) for e in site.hidden)
+        entries = sorted(site.entries + site.hidden, key=lambda e: (-e.date.timestamp(), e.path))
+        everything = dataclasses.replace(site, entries=tuple(entries), hidden=())
         return dict(site_files(everything, templates)), hidden
 
 
-def _reason(entry: Entry, now: datetime) -> str:
+def _reason(entry: Entry) -> str:
     if entry.draft:
         return "draft: never published while 'draft: true'"
     return f"embargoed: published at {entry.date.isoformat()}"
