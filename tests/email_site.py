@@ -95,7 +95,7 @@ def populate(site: ScratchSite) -> ScratchSite:
     site.entry("raid.ru.md", title="Полиция разогнала вечеринку в Баку", date="2026-11-17T10:00:00+04:00",
                body="Полиция задержала двенадцать человек. Подробнее — в [заявлении](https://example.org/statement).")
     site.entry("old-alert.md", title="An old alert", type="alert", date="2026-11-04T10:00:00+04:00",
-               expires="2026-11-10T00:00:00+04:00", action=CAMPAIGN_ACTION, body="It is over.")
+               expires="2026-11-08T00:00:00+04:00", action=CAMPAIGN_ACTION, body="It is over.")  # closed before its issue
     return site
 
 
