@@ -114,9 +114,8 @@ def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
     context = dict(kind="issue", issue=issue, sections=_sections(issue, moment), period=period,
                    title=_render_subject(templates, lang, kind="issue", issue=issue, headline=_headline(issue)))
     render = lambda modes: _email_html(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context, modes)
-    modes = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024)
+    modes, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024)
     view = _view(site, lang, folder, moment, issue.entries, modes, web=False)
-    html = render(modes)
     text = _text(site, templates, "email/issue.txt", lang, folder, view, context)
     web = _web_html(site, templates, "email/issue.html", lang, folder, issue.entries, context)
     envelope = mail.Envelope(
@@ -257,15 +256,17 @@ def _text(site, templates, name, lang, folder, view: View, context: dict) -> str
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
-def _fit(entries: tuple[Entry, ...], render, budget: int) -> dict[str, str]:
-    """Return how much of each entry to show so the HTML fits the budget, shrinking the longest first."""
+def _fit(entries: tuple[Entry, ...], render, budget: int) -> tuple[dict[str, str], str]:
+    """Return how much of each entry to show, and the HTML, shrinking the longest entries first until it fits."""
     modes: dict[str, str] = {}
+    html = render(modes)
     for step in MODES[1:]:
         for entry in sorted(entries, key=lambda e: (-len(e.html), e.path)):
-            if len(render(modes).encode("utf-8")) <= budget:
-                return modes
+            if len(html.encode("utf-8")) <= budget:
+                return modes, html
             modes[entry.id] = step
-    return modes
+            html = render(modes)
+    return modes, html
 
 
 def _preheader(context: dict) -> str:
