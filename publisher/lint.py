@@ -11,6 +11,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
+from email.parser import BytesParser
 from typing import Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -251,6 +253,28 @@ def heavy_images(files: Mapping[str, bytes], config: Config) -> list[Problem]:
                                                        f"smaller (lint.max_image_kb)", warning=True)
             for path, data in files.items()
             if is_image(path) and len(data) > limit * 1024 and (content / path).is_file()]
+
+
+def long_subjects(files: Mapping[str, bytes], entries: Iterable[Entry], config: Config) -> list[Problem]:
+    """Warn where a built email's subject (title plus prefix or issue name) runs over lint.max_title."""
+    limit = config.lint.max_title
+    entries = list(entries)
+    problems = []
+    for path, data in sorted(files.items()):
+        parts = path.split("/")
+        if len(parts) != 4 or (parts[0], parts[3]) not in (("alerts", "alert.eml"), ("newsletter", "issue.eml")):
+            continue
+        subject = str(BytesParser(policy=policy.default).parsebytes(data, headersonly=True).get("Subject", ""))
+        if len(subject) <= limit:
+            continue
+        lang, name = parts[1], parts[2]
+        leading = [e for e in entries if e.lang == lang and (e.slug == name if parts[0] == "alerts" else e.title in subject)]
+        entry = max(leading, key=lambda e: len(e.title), default=None)
+        if entry is not None and len(entry.title) <= limit:  # a long title is reported on its own
+            problems.append(Problem(entry.path, entry.line_of("title"), (
+                f"the subject of the email {'/'.join(parts[:3])} is {len(subject)} characters with this title, "
+                f"over {limit}: phones cut it short; shorten the title (lint.max_title)"), warning=True))
+    return problems
 
 
 def _and(words: list[str]) -> str:

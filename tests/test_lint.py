@@ -201,3 +201,13 @@ def _png() -> bytes:
 def test_footnotes_are_not_links(site):
     write(site, "A claim.[^1]\n\n[^1]: Administrative detention is short.\n")
     assert warnings(site) == []
+
+
+def test_alert_subject_over_the_limit_with_its_prefix(site):
+    title = "Detained activists must be released today " + "x" * 33  # 75 characters: the title alone is fine
+    path = write(site, "Act.", type="alert", title=title, action=ACTION)
+    line = body_line(site, path, "title:")
+    found = warnings(site)
+    assert [w for w in found if w.startswith(f"{path}:{line}: warning: the subject of the email alerts/en/raid is ")
+            and "over 80" in w]
+    assert not [w for w in found if "the title is" in w]
