@@ -201,8 +201,10 @@ def make_transport(config: Config) -> Outbox | Smtp:
 
 def _dot_stuffed(data: bytes) -> bytes:
     """Return the DATA payload (RFC 5321 4.5.2): CRLF lines, a leading '.' doubled, ending in CRLF."""
-    data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
-    data = re.sub(rb"(?m)^\.", b"..", data)
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # the regex is slow; built messages are CRLF already
+        data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    data = (b"." if data.startswith(b".") else b"") + data.replace(b"\r\n.", b"\r\n..")
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
