@@ -242,12 +242,21 @@ def _render(site: Site, templates: Templates, name: str, lang: str, view: View, 
 
 def _email_html(site, templates, name, lang, folder, entries, moment, context, modes) -> str:
     view = _view(site, lang, folder, moment, entries, modes, web=False)
-    return _INLINER.inline(_render(site, templates, name, lang, view, context))
+    return _inline(_render(site, templates, name, lang, view, context))
 
 
 def _web_html(site, templates, name, lang, folder, entries, context) -> str:
     view = _view(site, lang, folder, site.now, entries, {}, web=True)
-    return _INLINER.inline(_render(site, templates, name, lang, view, context))
+    return _inline(_render(site, templates, name, lang, view, context))
+
+
+def _inline(html: str) -> str:
+    """Inline the CSS; css-inline puts the kept @media rules first, so bring the charset back before them."""
+    inlined = _INLINER.inline(html)
+    charset = '<meta charset="utf-8">'
+    if charset in inlined:
+        inlined = inlined.replace(charset, "", 1).replace("<head>", "<head>" + charset, 1)
+    return inlined
 
 
 def _text(site, templates, name, lang, folder, view: View, context: dict) -> str:
