@@ -92,6 +92,9 @@ def make_parser() -> argparse.ArgumentParser:
     sub_export = actions.add_parser("export", parents=[site], help="write every subscriber as CSV (to stdout or --output)")
     sub_export.add_argument("--output", type=Path, help="file to write, created private to you (never inside the site's published folders)")
     sub_export.set_defaults(run=run_subscribers_export)
+    sub_mail = actions.add_parser("unsubscribe-mail", parents=[site],
+                                  help="read a message to the unsubscribe address on stdin and honour its token (for the mail server)")
+    sub_mail.set_defaults(run=run_subscribers_unsubscribe_mail)
 
     send = commands.add_parser("send", parents=[site], help="send a weekly issue (2026-W47) or an alert (slug) to its subscribers")
     send.add_argument("target", metavar="ISSUE|ALERT", help="a week such as 2026-W47, or an alert's slug or key")
@@ -259,6 +262,15 @@ def run_subscribers_export(args: argparse.Namespace) -> int:
 
     print(export(args.site, args.output, sys.stdout), file=sys.stderr)
     return 0
+
+
+def run_subscribers_unsubscribe_mail(args: argparse.Namespace) -> int:
+    from publisher.config import load_config
+    from publisher.subscriptions import unsubscribe_by_mail
+
+    done = unsubscribe_by_mail(load_config(args.site), sys.stdin.buffer.read(), datetime.now(timezone.utc))
+    print("unsubscribed" if done else "no valid unsubscribe token in the message; nothing changed", file=sys.stderr)
+    return 0  # never bounce: a bounce would tell the sender whether the token was good
 
 
 def run_send(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -312,3 +313,28 @@ def _address(text: str) -> str | None:
         return normalise_address(text)
     except BadAddress:
         return None
+
+
+_TOKEN_IN_TEXT = re.compile(r"[A-Za-z0-9_-]{16,64}\.[A-Za-z0-9_-]{22}")
+
+
+def unsubscribe_by_mail(config: Config, data: bytes, now: datetime) -> bool:
+    """Honour the List-Unsubscribe mailto: unsubscribe whoever a valid token in the subject or text names."""
+    from email.parser import BytesParser
+
+    secret = load_secret(config)
+    message = BytesParser(policy=policy.default).parsebytes(data[:1_000_000])
+    places = [str(message["Subject"] or ""), str(message["To"] or "")]
+    body = message.get_body(("plain",))
+    if body is not None:
+        try:
+            places.append(body.get_content()[:10_000])
+        except (LookupError, ValueError):
+            pass
+    for candidate in _TOKEN_IN_TEXT.findall(" ".join(places)):
+        subscriber_id = read_token(secret, UNSUBSCRIBE, candidate)
+        if subscriber_id is not None:
+            with SubscriberList(config) as subscribers:
+                subscribers.set_status(subscriber_id, "unsubscribed", now)
+            return True
+    return False

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 from email import policy
+from email.message import EmailMessage
 from wsgiref.simple_server import make_server
 from wsgiref.util import setup_testing_defaults
 
@@ -230,3 +231,29 @@ def test_a_real_http_one_click_post_on_loopback(site, app, secret):
     thread.join(timeout=10)
     server.server_close()
     assert status_of(site) == "unsubscribed"
+
+
+def test_the_mailto_unsubscribe_is_honoured_by_the_mail_command(site, secret):
+    import subprocess
+    import sys
+    from urllib.parse import parse_qs as parse, urlsplit
+
+    from mailing_fixtures import WEEK, write_issue
+    from publisher.delivery import send
+
+    member(site, lang="ru")
+    write_issue(site)
+    send(site.config, WEEK, NOW)
+    sent = email.message_from_bytes(outbox(site)[0].read_bytes(), policy=policy.default)
+    mailto = re.findall(r"<(mailto:[^>]+)>", str(sent["List-Unsubscribe"]))[0]
+    target = urlsplit(mailto)
+    reply = EmailMessage()
+    reply["From"], reply["To"] = "reader@example.org", target.path
+    reply["Subject"] = parse(target.query)["subject"][0]
+    reply.set_content("")
+    forged = bytes(reply).replace(reply["Subject"][-5:].encode(), b"AAAAA")
+    command = [sys.executable, "-m", "publisher", "subscribers", "unsubscribe-mail"]
+    first = subprocess.run(command, cwd=site.root, input=forged, capture_output=True, timeout=60)
+    assert first.returncode == 0 and b"nothing changed" in first.stderr and status_of(site) == "active"
+    second = subprocess.run(command, cwd=site.root, input=bytes(reply), capture_output=True, timeout=60)
+    assert second.returncode == 0 and status_of(site) == "unsubscribed"
