@@ -21,6 +21,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.triggers.cron import CronTrigger
+
 from publisher import timetable
 from publisher.build import build
 from publisher.config import Config, load_config
@@ -71,7 +79,7 @@ class Outcome:
 class Runner:
     """Reconcile one site with the clock: build when needed, deliver what is owed, plan wake-ups."""
 
-    def __init__(self, root: Path, clock: Clock, scheduler=None):
+    def __init__(self, root: Path, clock: Clock, scheduler: SiteScheduler | None = None):
         self.root = root.resolve()
         self.clock = clock
         self.scheduler = scheduler
@@ -248,8 +256,6 @@ class Runner:
         wanted = {f"{WAKE_PREFIX}{m.isoformat()}": m for m in sorted(set(moments))[:PLAN_LIMIT]}
         if self.planned is None:
             self.planned = {job.id for job in self.scheduler.get_jobs("default") if job.id.startswith(WAKE_PREFIX)}
-        from apscheduler.jobstores.base import JobLookupError
-
         for job_id in self.planned - set(wanted):
             try:
                 self.scheduler.remove_job(job_id, "default")
@@ -310,16 +316,22 @@ def _sent(config: Config, target: str, now: datetime) -> str:
 # -- the APScheduler side ------------------------------------------------------------------
 
 
-def make_scheduler(config: Config, root: Path):
-    """Return a BackgroundScheduler on the site's persistent job store (not started)."""
-    from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.jobstores.memory import MemoryJobStore
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
+class SiteScheduler(BackgroundScheduler):
+    """APScheduler's BackgroundScheduler, inert once shut down."""
 
+    def _process_jobs(self):
+        # APScheduler 3 wakes its thread once more after shutdown() and would then submit due
+        # jobs to the stopped executor and drop fired date jobs from the store, unrun.
+        if self.state == STATE_STOPPED:
+            return None
+        return super()._process_jobs()
+
+
+def make_scheduler(config: Config, root: Path) -> SiteScheduler:
+    """Return a scheduler on the site's persistent job store (not started)."""
     url = config.schedule.job_store or f"sqlite:///{config.path('state') / JOBS_NAME}"
     config.path("state").mkdir(parents=True, exist_ok=True)
-    return BackgroundScheduler(
+    return SiteScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=url), "memory": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(1)},  # one wake-up at a time; the rest wait their turn
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -327,10 +339,8 @@ def make_scheduler(config: Config, root: Path):
     )
 
 
-def install_jobs(scheduler, config: Config, root: Path) -> None:
+def install_jobs(scheduler: SiteScheduler, config: Config, root: Path) -> None:
     """Add the weekly cron job (kept across restarts unless its time changed) and the safety check."""
-    from apscheduler.triggers.cron import CronTrigger
-
     weekly = CronTrigger(timezone=config.tz, **timetable.cron_fields(config))
     stored = scheduler.get_job("weekly", "default")
     grace = config.schedule.misfire_grace_seconds

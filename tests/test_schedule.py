@@ -21,6 +21,7 @@ import pytest
 
 from conftest import CONFIG, ScratchSite, entry_text
 from publisher import timetable
+from publisher.locking import SchedulerBusy
 from publisher.schedule import Runner, run_once
 from publisher.schedule_ledger import Ledger
 
@@ -38,8 +39,29 @@ def entry_paths(site: ScratchSite) -> set[str]:
     return {p.parent.name for p in site.output.glob("*/*/*/*/index.html")}
 
 
-def once(site: ScratchSite, now: datetime, *args: str) -> subprocess.CompletedProcess:
-    return site.cli("schedule", "--once", "--now", iso(now), *args)
+def once_cli(site: ScratchSite, now: datetime) -> subprocess.CompletedProcess:
+    """Run `publisher schedule --once --now NOW` through the real entry point."""
+    return site.cli("schedule", "--once", "--now", iso(now))
+
+
+def once(site: ScratchSite, now: datetime) -> subprocess.CompletedProcess:
+    """Do what `schedule --once --now NOW` does, in this process (no interpreter start-up): exit code and log."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("publisher")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        code = 0 if run_once(site.root, now).ok else 1
+    except SchedulerBusy as busy:
+        lines.append(str(busy))
+        code = 75
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return subprocess.CompletedProcess(["run_once", iso(now)], code, "", "\n".join(lines))
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -157,12 +179,12 @@ def test_future_moments_are_embargoes_expiries_and_deadlines_not_drafts(site):
 def test_embargoed_entry_is_published_at_its_date_and_not_a_second_earlier(site):
     site.entry("early.md", title="Early", date="2026-11-01T10:00:00+04:00")
     site.entry("embargoed.md", title="Embargoed", date=iso(T0 + timedelta(hours=1)))
-    result = once(site, T0)
+    result = once_cli(site, T0)
     assert result.returncode == 0, result.stderr
     assert entry_paths(site) == {"early"}
     assert once(site, T0 + timedelta(minutes=59, seconds=59)).returncode == 0
     assert entry_paths(site) == {"early"}
-    result = once(site, T0 + timedelta(hours=1))
+    result = once_cli(site, T0 + timedelta(hours=1))
     assert result.returncode == 0, result.stderr
     assert entry_paths(site) == {"early", "embargoed"}
     assert "published content/embargoed.md" in result.stderr
@@ -194,7 +216,7 @@ def test_bad_entry_keeps_the_last_good_output_logs_every_problem_and_the_fix_is_
     before = site.tree()
     site.write("content/bad.md", "---\ntitle: Bad\ntype: nonsense\ndate: tomorrow-ish\n---\n\nText.\n")
     site.entry("embargo.md", title="Embargo", date=iso(T0 + timedelta(minutes=10)))
-    result = once(site, T0 + timedelta(minutes=20))
+    result = once_cli(site, T0 + timedelta(minutes=20))
     assert result.returncode == 1
     assert "content/bad.md:3: unknown type 'nonsense'" in result.stderr
     assert "content/bad.md:4: 'date': cannot read 'tomorrow-ish' as a date" in result.stderr
@@ -239,7 +261,7 @@ def test_now_without_once_is_refused(site):
 def test_schedule_config_is_checked_with_lines(site):
     site.write("publisher.toml", CONFIG + "\n[schedule]\nalert_check_seconds = 600\nretry_seconds = 0\njob_store = \"::\"\n")
     first = len((CONFIG + "\n[schedule]").splitlines()) + 1
-    result = once(site, T0)
+    result = once_cli(site, T0)
     assert result.returncode == 1
     assert f"publisher.toml:{first}: 'schedule.alert_check_seconds' must be at most 60" in result.stderr
     assert f"publisher.toml:{first + 1}: 'schedule.retry_seconds' must be a positive whole number" in result.stderr
@@ -254,7 +276,7 @@ def test_a_second_scheduler_on_the_same_site_is_refused_and_a_killed_one_leaves_
     site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
     first = daemons(site, tmp_path / "first.log")
     first.wait_for(lambda: "scheduling" in first.log, what="the first scheduler to start")
-    second = once(site, T0)
+    second = once_cli(site, T0)
     assert second.returncode == 75
     assert f"process {first.process.pid} is already scheduling this site" in second.stderr
     first.stop(signal.SIGKILL)
@@ -317,8 +339,8 @@ def test_restart_keeps_the_plan_in_the_sqlite_job_store(site, daemons, tmp_path)
 
 def test_sigkill_in_the_middle_of_a_build_leaves_output_whole_and_the_restart_finishes(site, daemons, tmp_path):
     site.write("publisher.toml", CONFIG + FAST)
-    for index in range(300):
-        site.entry(f"e{index}.md", title=f"Entry {index}", date=f"2023-0{1 + index % 9}-01", body="Words. " * 200)
+    for index in range(150):
+        site.entry(f"e{index}.md", title=f"Entry {index}", date=f"2023-0{1 + index % 9}-01", body="Words. " * 100)
     ok(once(site, T0))
     before = site.tree()
     site.entry("e0.md", title="Changed", date="2023-01-01", body="New words.")
@@ -331,3 +353,227 @@ def test_sigkill_in_the_middle_of_a_build_leaves_output_whole_and_the_restart_fi
     assert result.returncode == 0, result.stderr
     assert "Changed" in next(site.output.glob("en/*/*/e0/index.html")).read_text()
     assert not list(site.root.glob(".output-staging-*"))
+
+
+# -- delivery: alerts and the weekly issue, exactly once ---------------------------------------
+
+SECRET = "schedule-test-secret-" + "x" * 32
+ACTION = "{label: Write to the prosecutor, url: 'https://example.org/write'}"
+SLOT = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)  # Monday 09:00 Asia/Baku: the slot of week 2026-W47
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+
+
+def subscribe(site: ScratchSite, count: int, lists=("weekly", "alerts")) -> list[str]:
+    from publisher.subscribers import SubscriberList
+
+    addresses = [f"reader{n:04d}@example.net" for n in range(count)]
+    with SubscriberList(site.config) as subscribers:
+        for n, address in enumerate(addresses):
+            subscribers.add(address, T0 - timedelta(days=30), language=("en", "az", "ru")[n % 3], lists=lists)
+    return addresses
+
+
+def outbox(site: ScratchSite, mailing: str) -> dict[str, bytes]:
+    """Return the messages the outbox transport wrote for one mailing (a folder-name pattern), by file."""
+    return {p.name: p.read_bytes() for p in (site.root / "state" / "outbox").glob(f"{mailing}/*.eml")}
+
+
+def recipients(messages) -> list[str]:
+    from email import message_from_bytes, policy
+
+    return sorted(str(message_from_bytes(data, policy=policy.default)["To"]) for data in messages)
+
+
+def deliveries(site: ScratchSite) -> dict[str, tuple]:
+    ledger = Ledger(site.root / "state")
+    try:
+        return {d.key: (d.finished, d.skipped, d.attempts) for d in ledger.deliveries()}
+    finally:
+        ledger.close()
+
+
+def test_alert_goes_out_once_as_soon_as_it_is_published(site, secret):
+    site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n")
+    site.entry("old-alert.md", title="Old alert", type="alert", date="2026-10-01T10:00:00+04:00", action=ACTION)
+    due = T0 + timedelta(hours=1)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    readers = subscribe(site, 9)
+    subscribe_weekly_only = ["weekly-only@example.net"]
+    from publisher.subscribers import SubscriberList
+
+    with SubscriberList(site.config) as subscribers:
+        subscribers.add(subscribe_weekly_only[0], T0, language="en", lists=("weekly",))
+    ok(once(site, T0))
+    ok(once(site, due - timedelta(seconds=1)))
+    assert outbox(site, "alert-*-detained") == {}
+    result = ok(once(site, due))
+    sent = outbox(site, "alert-*-detained")
+    assert recipients(sent.values()) == sorted(readers)  # each once; not the weekly-only reader
+    assert "delivered alert:detained" in result.stderr
+    ok(once(site, due + timedelta(minutes=1)))
+    ok(once(site, due + timedelta(days=1)))
+    assert outbox(site, "alert-*-detained") == sent
+    assert outbox(site, "alert-*-old-alert") == {}  # published before the scheduler first ran: history, not news
+    assert deliveries(site) == {"alert:detained": (True, None, 1)}
+    assert not any("example.net" in text for text in (result.stderr, result.stdout))  # no address in the log
+
+
+def test_weekly_issue_missed_while_down_goes_out_once_on_restart(site, secret):
+    site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n")
+    site.entry("monday.md", title="Monday news", date="2026-11-16T10:00:00+04:00")
+    site.entry("sunday.md", title="Sunday news", date="2026-11-22T23:30:00+04:00")
+    readers = subscribe(site, 6)
+    ok(once(site, T0))  # running on Wednesday; then the machine is down over Monday 09:00
+    ok(once(site, SLOT - timedelta(seconds=1)))
+    assert outbox(site, "weekly-2026-W47") == {}
+    result = ok(once(site, SLOT + timedelta(hours=3)))  # back up three hours late, within the grace
+    sent = outbox(site, "weekly-2026-W47")
+    assert recipients(sent.values()) == sorted(readers)
+    assert "delivered issue:2026-W47" in result.stderr
+    for later in (timedelta(hours=3, seconds=1), timedelta(hours=5), timedelta(days=2)):
+        ok(once(site, SLOT + later))
+    assert outbox(site, "weekly-2026-W47") == sent
+    ledger = (site.root / "state" / "issues-sent.jsonl").read_text().splitlines()
+    assert len(ledger) == 1 and '"week": "2026-W47"' in ledger[0]  # frozen once (only en has entries)
+    assert deliveries(site) == {"issue:2026-W47": (True, None, 1)}
+    assert (site.output / "newsletter" / "en" / "2026-W47" / "issue.eml").is_file()
+
+
+def test_weekly_slot_missed_beyond_the_grace_is_logged_and_its_entries_go_later(site, secret):
+    site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n[schedule]\nmisfire_grace_seconds = 3600\n")
+    site.entry("monday.md", title="Monday news", date="2026-11-16T10:00:00+04:00")
+    subscribe(site, 3)
+    ok(once(site, T0))
+    result = ok(once(site, SLOT + timedelta(hours=2)))
+    assert outbox(site, "weekly-2026-W47") == {}
+    assert "issue 2026-W47 missed its slot by 2:00:00" in result.stderr
+    assert deliveries(site)["issue:2026-W47"][:2] == (True, "missed its slot by 2:00:00 (over misfire_grace_seconds); "
+                                                              "its entries go with a later issue")
+    site.entry("next.md", title="Next week", date="2026-11-25T10:00:00+04:00")
+    ok(once(site, SLOT + timedelta(days=7)))  # the next slot sends 2026-W48, and the late entries reach readers later
+    assert len(outbox(site, "weekly-2026-W48")) == 3
+
+
+def test_berlin_autumn_change_weekly_slot_at_0230_goes_out_once_with_the_right_weeks(site, secret):
+    berlin(site)  # Sunday 02:30, Europe/Berlin: on 2026-10-25 the clocks go from 03:00 CEST back to 02:00 CET
+    site.write("publisher.toml", site.root.joinpath("publisher.toml").read_text() + "\n[delivery]\nrate = 0\n")
+    site.entry("sunday-night.md", title="Sunday night", date="2026-10-18T23:30:00+02:00")  # week 42, CEST
+    site.entry("monday-early.md", title="Monday early", date="2026-10-19T00:30:00+02:00")  # week 43
+    site.entry("long-sunday.md", title="Long Sunday", date="2026-10-25T23:30:00+01:00")  # week 43's 25-hour Sunday
+    site.entry("next-monday.md", title="Next Monday", date="2026-10-26T00:15:00+01:00")  # week 44
+    subscribe(site, 3)
+    ok(once(site, datetime(2026, 10, 20, tzinfo=UTC)))
+    ok(once(site, datetime(2026, 10, 25, 0, 29, 59, tzinfo=UTC)))  # 02:29:59 CEST
+    assert outbox(site, "weekly-2026-W42") == {}
+    ok(once(site, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)))  # the first 02:30 (CEST)
+    assert len(outbox(site, "weekly-2026-W42")) == 3
+    result = ok(once(site, datetime(2026, 10, 25, 1, 30, tzinfo=UTC)))  # the second 02:30 (CET): APScheduler fires again
+    assert "delivered" not in result.stderr
+    ok(once(site, datetime(2026, 11, 1, 1, 29, 59, tzinfo=UTC)))  # 02:29:59 CET a week later
+    assert outbox(site, "weekly-2026-W43") == {}
+    ok(once(site, datetime(2026, 11, 1, 1, 30, tzinfo=UTC)))
+    assert len(outbox(site, "weekly-2026-W43")) == 3
+    weeks = [line for line in (site.root / "state" / "issues-sent.jsonl").read_text().splitlines()]
+    assert len(weeks) == 2
+    assert "en/sunday-night" in weeks[0] and "monday-early" not in weeks[0]
+    assert "en/monday-early" in weeks[1] and "en/long-sunday" in weeks[1] and "next-monday" not in weeks[1]
+    assert sorted(deliveries(site)) == ["issue:2026-W42", "issue:2026-W43"]
+
+
+def test_smtp_outage_is_retried_with_backoff_and_each_reader_gets_one_message(site, secret):
+    from smtp_sink import Sink, free_port
+
+    port = free_port()  # nothing listens here yet: the relay is down
+    site.write("publisher.toml", CONFIG + f"""
+[schedule]
+retry_seconds = 60
+retry_max_seconds = 600
+
+[delivery]
+rate = 0
+retries = 1
+backoff = 0.01
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+timeout = 5
+""")
+    due = T0 + timedelta(hours=1)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    readers = subscribe(site, 5)
+    ok(once(site, T0))
+    failed = once(site, due)
+    assert failed.returncode == 1 and "alert:detained not delivered (attempt 1)" in failed.stderr
+    assert "retrying at 2026-11-18T17:01:00+04:00" in failed.stderr
+    waiting = ok(once(site, due + timedelta(seconds=59)))  # before the backoff: not tried again
+    assert "alert:detained" not in waiting.stderr
+    again = once(site, due + timedelta(seconds=60))
+    assert again.returncode == 1 and "(attempt 2)" in again.stderr and "retrying at 2026-11-18T17:03:00+04:00" in again.stderr
+    from aiosmtpd.controller import Controller
+    from smtp_sink import _Handler
+
+    sink = Sink(port=port)  # the relay comes back, on the same port
+    sink.controller = Controller(_Handler(sink), hostname="127.0.0.1", port=port)
+    sink.controller.start()
+    try:
+        result = ok(once(site, due + timedelta(seconds=180)))
+        assert "delivered alert:detained" in result.stderr
+        ok(once(site, due + timedelta(hours=2)))
+        assert sorted(sink.recipients().elements()) == sorted(readers)  # each exactly once
+    finally:
+        sink.stop()
+    assert deliveries(site) == {"alert:detained": (True, None, 3)}
+
+
+def test_sigkill_in_the_middle_of_an_alert_delivery_then_restart_delivers_the_rest_once(site, secret, daemons, tmp_path):
+    from publisher.delivery import ledger_counts
+
+    site.write("publisher.toml", CONFIG + FAST + "\n[delivery]\nrate = 40\n")
+    readers = subscribe(site, 120)
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    first = daemons(site, tmp_path / "first.log")
+    first.wait_for(lambda: len(outbox(site, "alert-*-detained")) >= 10, timeout=30, what="sending under way")
+    first.stop(signal.SIGKILL)
+    assert 10 <= len(outbox(site, "alert-*-detained")) < 120  # killed mid-delivery
+    second = daemons(site, tmp_path / "second.log")
+    second.wait_for(lambda: deliveries(site).get("alert:detained", (False,))[0], timeout=30, what="the rest")
+    assert second.stop() == 0
+    assert recipients(outbox(site, "alert-*-detained").values()) == sorted(readers)
+    from publisher.content import load_entries
+
+    alert = next(e for e in load_entries(site.config) if e.slug == "detained")
+    counts = ledger_counts(site.config, f"alert/{alert.id}")
+    assert counts == {"sent": 120}, counts
+    assert deliveries(site)["alert:detained"] == (True, None, 2)  # started, killed, resumed
+
+
+def test_sigkill_in_the_middle_of_the_weekly_delivery_then_the_next_run_finishes_it(site, secret):
+    from publisher.delivery import ledger_counts
+
+    site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 50\n")
+    site.entry("monday.md", title="Monday news", date="2026-11-16T10:00:00+04:00")
+    readers = subscribe(site, 120)
+    ok(once(site, T0))
+    process = subprocess.Popen([sys.executable, "-m", "publisher", "schedule", "--once", "--now", iso(SLOT)],
+                               cwd=site.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(outbox(site, "weekly-2026-W47")) < 10 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+    finally:
+        process.kill()
+        process.wait()
+    assert 10 <= len(outbox(site, "weekly-2026-W47")) < 120
+    assert deliveries(site)["issue:2026-W47"][0] is False
+    ok(once(site, SLOT + timedelta(minutes=1)))
+    assert recipients(outbox(site, "weekly-2026-W47").values()) == sorted(readers)
+    assert ledger_counts(site.config, "weekly/2026-W47") == {"sent": 120}
+    assert len((site.root / "state" / "issues-sent.jsonl").read_text().splitlines()) == 1
+    assert deliveries(site)["issue:2026-W47"] == (True, None, 2)
