@@ -14,6 +14,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
+from publisher import images
 from publisher.config import Config
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -61,6 +62,7 @@ class Templates:
         env.filters["isodate"] = lambda d: d.astimezone(tz).isoformat()
         env.filters["localized"] = lambda value: self.config.text(value, lang)
         env.globals.update(site=self.config, text_direction=text_direction(lang))
+        env.globals["image_size"] = lambda path: images.size_of(self.config, path)  # (width, height) or None
         return env
 
 

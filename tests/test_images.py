@@ -164,3 +164,12 @@ def _png(image: Image.Image) -> bytes:
     out = BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+def test_the_entry_image_has_its_size_on_the_page(site):
+    site.write("content/images/photo.jpg", phone_jpeg(orientation=6))
+    site.entry("2023/raid.md", summary="'A raid.'", image="/images/photo.jpg", image_alt="Police outside the club")
+    site.build()
+    page = next(data for path, data in site.tree().items() if path.endswith("raid/index.html"))
+    image = next(img for img in html.fromstring(page).iter("img") if img.get("alt") == "Police outside the club")
+    assert (image.get("width"), image.get("height")) == ("20", "40")
