@@ -204,3 +204,34 @@ def test_issue_command_builds_one_issue_outside_output(site, tmp_path):
     assert bad.returncode == 2 and "ISO week" in bad.stderr
     inside = site.cli("issue", "2026-W47", "--lang", "az", "--now", "2026-11-20T00:00:00Z", "--out", "output/x")
     assert inside.returncode == 1 and "inside the output folder" in inside.stderr
+
+
+def test_the_last_days_of_a_year_belong_to_its_week_53(site):
+    site.entry("eve.md", title="New Year's Day", date="2027-01-01T10:00:00+04:00")
+    site.entry("after.md", title="Monday", date="2027-01-04T10:00:00+04:00")
+    issues = issues_of(load(site, datetime(2027, 1, 20, tzinfo=timezone.utc)))
+    assert [(i.week, i.publishes) for i in issues] == [
+        ("2026-W53", datetime(2027, 1, 4, 9, 0, tzinfo=BAKU)), ("2027-W01", datetime(2027, 1, 11, 9, 0, tzinfo=BAKU))]
+
+
+def test_a_sent_issue_builds_to_the_same_bytes_after_more_is_published(site):
+    site.entry("a.md", title="A", date="2026-11-10T10:00:00+04:00")
+    sent_at = datetime(2026, 11, 16, 9, 0, tzinfo=BAKU)
+    site.build(sent_at)
+    before = site.tree()["newsletter/en/2026-W46/issue.eml"]
+    live = load(site, sent_at)
+    record_sent(live.config, due_issues(live)[0], sent_at)
+    site.entry("late.md", title="Late", date="2026-11-12T10:00:00+04:00")
+    site.build(datetime(2026, 11, 30, 9, 0, tzinfo=BAKU))
+    tree = site.tree()
+    assert tree["newsletter/en/2026-W46/issue.eml"] == before
+    assert b"Late" in tree["newsletter/en/2026-W47/issue.txt"]
+
+
+def test_two_alerts_with_one_file_name_are_an_editor_error(site):
+    action = "{label: Act, url: 'https://example.org/act'}"
+    site.entry("2025/stop.md", title="First", type="alert", date="2025-03-01T10:00:00+04:00", action=action)
+    site.entry("2026/stop.md", title="Second", type="alert", date="2026-03-01T10:00:00+04:00", action=action)
+    problems = [p for p in site.check(datetime(2026, 11, 30, tzinfo=timezone.utc)) if not p.warning]
+    assert [(p.path, p.line) for p in problems] == [("content/2026/stop.md", 1)]
+    assert "alerts/en/stop/ is already claimed by content/2025/stop.md" in problems[0].message
