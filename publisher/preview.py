@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import ipaddress
 import mimetypes
 import re
 import sys
@@ -197,9 +198,14 @@ class Handler(BaseHTTPRequestHandler):
         return self.site_file(snapshot, unquote(url.path), "raw" in query)
 
     def _host_allowed(self) -> bool:
-        """Refuse other Host names, so a web page cannot reach the preview by DNS rebinding."""
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        return host in ("localhost", "127.0.0.1", "::1", self.server.server_address[0])
+        """Refuse Host names other than localhost and IP addresses, so no web page reaches us by DNS rebinding."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        host = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+        try:
+            ipaddress.ip_address(host)
+            return True
+        except ValueError:
+            return host == "localhost"
 
     def send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -315,14 +321,17 @@ def reload_script(version: int) -> str:
             "function(){setTimeout(poll,1000)})}poll()})();</script>" % (version, PREFIX))
 
 
-def banner(snapshot: Snapshot, rel: str = "") -> str:
-    """Return the preview bar: what this page is, and the problems of the last rebuild."""
+def banner(snapshot: Snapshot, rel: str = "", shown: str = "") -> str:
+    """Return the preview bar: what this page is, what on it is unpublished, and the last problems."""
     notes = [f"<strong>PREVIEW</strong> not published; drafts and embargoed entries are shown. "
              f"<a href=\"{PREFIX}\">All pages and emails</a>"]
     for item in snapshot.hidden:
         if item.page == rel:
             notes.append(f"<strong>{html.escape(item.reason.split(':')[0].upper())}</strong> "
                          f"{html.escape(item.reason)}")
+        elif shown and html.escape(item.entry.title, quote=False) in shown:
+            notes.append(f"<strong>{html.escape(item.reason.split(':')[0].upper())}</strong> shown here: "
+                         f"“{html.escape(item.entry.title)}” ({html.escape(item.reason)})")
     errors = [p for p in snapshot.problems if not p.warning]
     if snapshot.problems:
         items = "".join(f"<li{' class=pv-error' if not p.warning else ''}>{html.escape(str(p))}</li>"
@@ -335,7 +344,7 @@ def banner(snapshot: Snapshot, rel: str = "") -> str:
 def decorate(data: bytes, snapshot: Snapshot, rel: str) -> bytes:
     """Add the preview bar after <body> and the reload script before </body>."""
     text = data.decode("utf-8", errors="replace")
-    bar, script = banner(snapshot, rel), reload_script(snapshot.version)
+    bar, script = banner(snapshot, rel, text), reload_script(snapshot.version)
     opened = re.search(r"<body\b[^>]*>", text, re.I)
     text = text[: opened.end()] + bar + text[opened.end():] if opened else bar + text
     closing = text.lower().rfind("</body>")
@@ -343,10 +352,10 @@ def decorate(data: bytes, snapshot: Snapshot, rel: str) -> bytes:
     return text.encode("utf-8")
 
 
-def page(snapshot: Snapshot, title: str, body: str) -> bytes:
+def page(snapshot: Snapshot, title: str, body: str, shown: str = "") -> bytes:
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
             f"content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)} · preview</title>"
-            f"<style>{PAGE_STYLE}</style></head><body>{banner(snapshot)}<main><h1>{html.escape(title)}</h1>"
+            f"<style>{PAGE_STYLE}</style></head><body>{banner(snapshot, shown=shown)}<main><h1>{html.escape(title)}</h1>"
             f"{body}</main>{reload_script(snapshot.version)}</body></html>").encode("utf-8")
 
 
@@ -402,4 +411,5 @@ def viewer_page(snapshot: Snapshot, path: str, scheme: str, width: str) -> bytes
             f'<iframe class="pv-frame" id="pv-email" title="the email" src="{source}" width="{width}" '
             f'style="color-scheme:{scheme};width:{width}px" sandbox="allow-same-origin"></iframe>'
             f"<h2>Plain text</h2><pre id=\"pv-text\">{text}</pre>")
-    return page(snapshot, "Email preview", body)
+    html_part = message.get_body(("html",)) if message else None
+    return page(snapshot, "Email preview", body, html_part.get_content() if html_part else "")

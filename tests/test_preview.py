@@ -155,3 +155,13 @@ def _drain(lines: queue.Queue) -> list[str]:
     while not lines.empty():
         found.append(lines.get_nowait().rstrip("\n"))
     return found
+
+
+def test_a_draft_inside_an_email_or_listing_is_marked(site, preview):
+    url, _ = preview
+    listing = urllib.request.urlopen(f"{url}/en/").read().decode()
+    bar = listing[listing.index('id="pv-bar"'):listing.index("</div>", listing.index('id="pv-bar"'))]
+    assert "DRAFT</strong> shown here: “Secret plan for the march”" in bar
+    assert "<script>" in listing  # the reload script, in preview pages only
+    raw = urllib.request.urlopen(f"{url}/en/?raw=1").read().decode()
+    assert 'id="pv-bar"' not in raw and "<script" not in raw
