@@ -299,7 +299,8 @@ class _Run:
         self.subscribers = SubscriberList(config, db)
         self.report = SendReport(mailing.key, transport.name)
         self.sender = config.smtp.envelope_from or _default_sender(config)
-        self.pacer = _Pacer(policy_.rate, sleep)
+        # Pacing protects a relay's limits; writing files to the outbox needs none.
+        self.pacer = _Pacer(policy_.rate if transport.name == "smtp" else 0, sleep)
         self.built: dict[str, BuiltMessage] = {}
 
     def dry_run(self) -> SendReport:
@@ -352,6 +353,7 @@ class _Run:
                 self.transport.deliver(self.sender, subscriber.address, data, _outbox_name(self.mailing.key, subscriber_id),
                                        lambda: self._mark(subscriber_id, "sending", "", attempt=True))
             except Transient as failure:
+                self.report.in_doubt += failure.in_doubt
                 if failure.in_doubt and not self.policy.resend_in_doubt:
                     self._mark(subscriber_id, "failed", f"in doubt, not resent: {failure.detail}")
                     self.report.failed += 1

@@ -69,10 +69,10 @@ class SubscriptionApp:
         except Exception:  # a bug must not show a traceback (or anything else) to the visitor
             log.exception("subscription endpoint failed")
             status, body, extra = HTTPStatus.INTERNAL_SERVER_ERROR, b"Internal error", []
-        kind = "text/plain; charset=utf-8" if status == HTTPStatus.NO_CONTENT else "text/html; charset=utf-8"
+        kind = "text/html; charset=utf-8" if body.startswith(b"<!DOCTYPE") else "text/plain; charset=utf-8"
         headers = [("Content-Type", kind), ("Content-Length", str(len(body)))] + HEADERS + extra
         start_response(f"{status.value} {status.phrase}", headers)
-        return [body]
+        return [b"" if environ.get("REQUEST_METHOD", "").upper() == "HEAD" else body]
 
     def handle(self, environ: dict) -> tuple[HTTPStatus, bytes, list]:
         method = environ.get("REQUEST_METHOD", "GET").upper()

@@ -33,9 +33,10 @@ class Sink:
     port: int = 0
     on_accept: Callable[[int], None] | None = None
 
-    def start(self) -> "Sink":
+    def start(self, **options) -> "Sink":
+        """Start listening; `options` go to aiosmtpd (tls_context, require_starttls, authenticator, ...)."""
         self.port = free_port()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
         return self
 
