@@ -76,8 +76,8 @@ def from_address(config: Config) -> str:
 def message_id(config: Config, kind: str, *parts: str) -> str:
     """Return a Message-ID on our domain, the same for every build of the same issue or alert."""
     digest = hashlib.sha256("\0".join((config.tag_authority, kind, *parts)).encode("utf-8")).hexdigest()[:16]
-    readable = ".".join(p for p in parts if p.isascii() and p.replace("-", "").isalnum())
-    return f"<{kind}.{readable}.{digest}@{config.host}>"
+    readable = [p for p in (kind, *parts) if p.isascii() and p.replace("-", "").isalnum()]
+    return f"<{'.'.join([*readable, digest])}@{config.host}>"
 
 
 def boundary(message_id: str, *bodies: str) -> str:

@@ -8,12 +8,13 @@ An issue whose HTML would pass the size budget (newsletter.max_html_kb, under Gm
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import css_inline
 from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
@@ -51,12 +52,14 @@ class Message:
     text: str  # its plain-text alternative
     eml: bytes  # the MIME message, CRLF, without To
     web: str  # the web copy: the same layout, relative links, no preheader
+    discreet_eml: bytes = b""  # the same news behind a neutral sender, subject, title and preview
 
     def files(self) -> Iterator[tuple[str, bytes]]:
         name = "issue" if self.kind == "issue" else "alert"
         yield self.folder + "index.html", self.web.encode("utf-8")
         yield self.folder + f"{name}.txt", self.text.encode("utf-8")
         yield self.folder + f"{name}.eml", self.eml
+        yield self.folder + f"{name}-discreet.eml", self.discreet_eml
 
 
 def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
@@ -107,23 +110,19 @@ def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
     """Render one issue: its email within the size budget, plain text, .eml and web copy."""
     config, lang = site.config, issue.lang
     folder = issue_dir(issue)
-    web_url = absolute(config, folder + "index.html")
     moment = issue.publishes
     period = format_interval(issue.starts.date(), (issue.starts + timedelta(days=6)).date(), skeleton="yMMMMd",
                              locale=lang)
-    context = dict(kind="issue", issue=issue, sections=_sections(issue, moment), period=period,
-                   title=_render_subject(templates, lang, kind="issue", issue=issue, headline=_headline(issue)))
-    render = lambda modes: _email_html(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context, modes)
+    subject = _render_subject(templates, lang, kind="issue", issue=issue, headline=_headline(issue))
+    context = dict(kind="issue", issue=issue, sections=_sections(issue, moment), period=period, title=subject,
+                   preheader=issue.entries[0].summary if issue.entries else "")
+    render = lambda modes, extra={}: _email_html(site, templates, "email/issue.html", lang, folder, issue.entries,
+                                                 moment, dict(context, **extra), modes)
     modes, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024)
-    view = _view(site, lang, folder, moment, issue.entries, modes, web=False)
-    text = _text(site, templates, "email/issue.txt", lang, folder, view, context)
-    web = _web_html(site, templates, "email/issue.html", lang, folder, issue.entries, context)
-    envelope = mail.Envelope(
-        subject=context["title"], from_name=config.text(config.newsletter.from_name, lang) or config.text(config.title, lang),
-        date=moment, message_id=mail.message_id(config, "issue", lang, issue.week),
-        list_id=config.newsletter.list_id or f"weekly.{config.host}", list_name=config.text(config.title, lang), lang=lang)
-    return Message("issue", issue.week, lang, folder, context["title"], html, text,
-                   mail.compose(config, envelope, text, html), web)
+    envelope = _envelope(config, lang, subject, moment, config.newsletter.list_id or f"weekly.{config.host}",
+                         "issue", lang, issue.week)
+    return _message(site, templates, envelope, Rendering("issue", issue.week, lang, folder, issue.entries, moment,
+                                                         context, modes, html, render))
 
 
 def _sections(issue: Issue, moment: datetime) -> tuple[Section, ...]:
@@ -149,18 +148,55 @@ def alert_message(site: Site, templates: Templates, entry: Entry) -> Message:
     moment = entry.date
     word = config.text(config.newsletter.alert_word, lang)
     prefix = "" if _folded(entry.title).startswith(_folded(word)) else f"{word}: "
-    title = _render_subject(templates, lang, kind="alert", entry=entry, alert_prefix=prefix)
-    context = dict(kind="alert", entry=entry, alert_word=word, title=title)
-    html = _email_html(site, templates, "email/alert.html", lang, folder, (entry,), moment, context, {})
-    view = _view(site, lang, folder, moment, (entry,), {}, web=False)
-    text = _text(site, templates, "email/alert.txt", lang, folder, view, context)
-    web = _web_html(site, templates, "email/alert.html", lang, folder, (entry,), context)
-    envelope = mail.Envelope(
-        subject=title, from_name=config.text(config.newsletter.from_name, lang) or config.text(config.title, lang),
-        date=moment, message_id=mail.message_id(config, "alert", lang, entry.slug, entry.id),
-        list_id=config.newsletter.alerts_list_id or f"alerts.{config.host}",
+    subject = _render_subject(templates, lang, kind="alert", entry=entry, alert_prefix=prefix)
+    context = dict(kind="alert", entry=entry, alert_word=word, title=subject, preheader=entry.summary)
+    render = lambda modes, extra={}: _email_html(site, templates, "email/alert.html", lang, folder, (entry,),
+                                                 moment, dict(context, **extra), modes)
+    envelope = _envelope(config, lang, subject, moment, config.newsletter.alerts_list_id or f"alerts.{config.host}",
+                         "alert", lang, entry.slug, entry.id)
+    return _message(site, templates, envelope, Rendering("alert", entry.slug, lang, folder, (entry,), moment,
+                                                         context, {}, render({}), render))
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What an issue or alert renders from, and its email HTML as it fits the budget."""
+
+    kind: str
+    key: str
+    lang: str
+    folder: str
+    entries: tuple[Entry, ...]
+    moment: datetime
+    context: dict
+    modes: dict
+    html: str
+    render: Callable[..., str]  # (modes, extra context) -> email HTML
+
+
+def _message(site: Site, templates: Templates, envelope: mail.Envelope, r: Rendering) -> Message:
+    """Add the plain text, the web copy and both .eml files (everyday and discreet) to a rendered email."""
+    config, lang = site.config, r.lang
+    view = _view(site, lang, r.folder, r.moment, r.entries, r.modes, web=False)
+    text = _text(site, templates, f"email/{r.kind}.txt", lang, view, r.context)
+    web = _web_html(site, templates, f"email/{r.kind}.html", lang, r.folder, r.entries, r.context)
+    sender, subject = config.text(config.newsletter.discreet_from_name, lang), config.text(config.newsletter.discreet_subject, lang)
+    # Discreet: whatever a lock screen or an inbox list shows (sender, subject, preview) is neutral.
+    discreet = dict(discreet=True, sender=sender, title=subject, preheader=subject)
+    discreet_html = r.render(r.modes, discreet)
+    discreet_text = _text(site, templates, f"email/{r.kind}.txt", lang, view, dict(r.context, **discreet))
+    discreet_envelope = dataclasses.replace(envelope, subject=subject, from_name=sender,
+                                            message_id=mail.message_id(config, "", envelope.message_id))
+    return Message(r.kind, r.key, lang, r.folder, envelope.subject, r.html, text,
+                   mail.compose(config, envelope, text, r.html), web,
+                   mail.compose(config, discreet_envelope, discreet_text, discreet_html))
+
+
+def _envelope(config, lang: str, subject: str, moment: datetime, list_id: str, *id_parts: str) -> mail.Envelope:
+    return mail.Envelope(
+        subject=subject, from_name=config.text(config.newsletter.from_name, lang) or config.text(config.title, lang),
+        date=moment, message_id=mail.message_id(config, *id_parts), list_id=list_id,
         list_name=config.text(config.title, lang), lang=lang)
-    return Message("alert", entry.slug, lang, folder, title, html, text, mail.compose(config, envelope, text, html), web)
 
 
 # Rendering -----------------------------------------------------------------------
@@ -233,11 +269,12 @@ def _view(site: Site, lang: str, folder: str, moment: datetime, entries, modes: 
 
 def _render(site: Site, templates: Templates, name: str, lang: str, view: View, context: dict) -> str:
     config = site.config
-    return templates.render(
-        name, lang, view=view, web=view.web, preheader=_preheader(context),
+    values = dict(
+        view=view, web=view.web, discreet=False, sender=config.text(config.title, lang),
         web_url=absolute(config, view.page), canonical=absolute(config, view.page),
         home_url=relative(view.page, f"{lang}/index.html") if view.web else absolute(config, f"{lang}/index.html"),
-        unsubscribe_url=mail.unsubscribe_url(config), **context)
+        unsubscribe_url=mail.unsubscribe_url(config))
+    return templates.render(name, lang, **(values | context))
 
 
 def _email_html(site, templates, name, lang, folder, entries, moment, context, modes) -> str:
@@ -259,7 +296,7 @@ def _inline(html: str) -> str:
     return inlined
 
 
-def _text(site, templates, name, lang, folder, view: View, context: dict) -> str:
+def _text(site, templates, name, lang, view: View, context: dict) -> str:
     text = _render(site, templates, name, lang, view, dict(context, text=PlainText()))
     lines = [line.rstrip() if line != "-- " else line for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
@@ -276,11 +313,6 @@ def _fit(entries: tuple[Entry, ...], render, budget: int) -> tuple[dict[str, str
             modes[entry.id] = step
             html = render(modes)
     return modes, html
-
-
-def _preheader(context: dict) -> str:
-    entry = context.get("entry") or (context["issue"].entries[0] if context.get("issue") and context["issue"].entries else None)
-    return entry.summary if entry else ""
 
 
 def _folded(text: str) -> str:

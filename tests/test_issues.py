@@ -184,7 +184,8 @@ def test_build_writes_only_issues_that_went_out_or_are_due(site):
     site.build(datetime(2026, 11, 20, tzinfo=timezone.utc))
     tree = site.tree()
     assert {p for p in tree if p.startswith("newsletter/")} == {
-        "newsletter/en/2026-W46/index.html", "newsletter/en/2026-W46/issue.txt", "newsletter/en/2026-W46/issue.eml"}
+        "newsletter/en/2026-W46/index.html", "newsletter/en/2026-W46/issue.txt", "newsletter/en/2026-W46/issue.eml",
+        "newsletter/en/2026-W46/issue-discreet.eml"}
 
 
 def test_issue_command_builds_one_issue_outside_output(site, tmp_path):
@@ -195,8 +196,8 @@ def test_issue_command_builds_one_issue_outside_output(site, tmp_path):
     out = tmp_path / "preview"
     written = site.cli("issue", "2026-W47", "--lang", "az", "--now", "2026-11-20T00:00:00Z", "--out", str(out))
     assert written.returncode == 0, written.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["index.html", "issue.eml", "issue.txt"]
-    assert written.stdout.split() == [str(out / n) for n in ("index.html", "issue.txt", "issue.eml")]
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "issue-discreet.eml", "issue.eml", "issue.txt"]
+    assert written.stdout.split() == [str(out / n) for n in ("index.html", "issue.txt", "issue.eml", "issue-discreet.eml")]
     assert not site.output.exists()
     missing = site.cli("issue", "2026-W40", "--lang", "az", "--now", "2026-11-20T00:00:00Z")
     assert missing.returncode == 1 and "no issue for 2026-W40 in 'az'" in missing.stderr

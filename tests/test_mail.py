@@ -35,7 +35,7 @@ def parse(raw: bytes):
 
 def test_every_message_is_multipart_alternative_text_then_html(built):
     _, emls = built
-    assert len(emls) == 7  # W45 and W47 issues in en, W47 in az and ru; three alerts
+    assert len(emls) == 14  # W45 and W47 issues in en, W47 in az and ru; three alerts; each also discreet
     for path, raw in emls.items():
         message = parse(raw)
         assert message.get_content_type() == "multipart/alternative", path
@@ -80,6 +80,33 @@ def test_issue_and_alert_headers_match_what_they_are(built):
         "TƏCİLİ: Basqınları dərhal dayandırın"
     ids = [parse(raw)["Message-ID"] for raw in emls.values()]
     assert len(set(ids)) == len(ids)
+
+
+def test_the_discreet_variant_shows_nothing_at_a_glance(built):
+    _, emls = built
+    for path, raw in emls.items():
+        if not path.endswith("-discreet.eml"):
+            continue
+        everyday = parse(emls[path.replace("-discreet.eml", ".eml")])
+        message = parse(raw)
+        lang = path.split("/")[1]
+        neutral = {"en": ("Weekly digest", "Your weekly digest"), "az": ("Həftəlik icmal", "Həftəlik icmalınız"),
+                   "ru": ("Еженедельный обзор", "Ваш еженедельный обзор")}[lang]
+        assert (message["From"].addresses[0].display_name, str(message["Subject"])) == neutral, path
+        assert message["From"].addresses[0].addr_spec == everyday["From"].addresses[0].addr_spec
+        assert message["Message-ID"] != everyday["Message-ID"]
+        assert re.fullmatch(r"<[0-9a-f]{16}@news\.example\.org>", message["Message-ID"])  # says nothing
+        assert str(message["List-Unsubscribe"]) == str(everyday["List-Unsubscribe"])
+        html = message.get_body(("html",)).get_content()
+        title = re.search(r"<title>(.*?)</title>", html).group(1)
+        preheader = re.search(r'class="preheader"[^>]*>([^\u034f<]*)', html).group(1)
+        assert title == preheader == neutral[1], path
+        first = message.get_body(("plain",)).get_content().splitlines()[0]
+        assert first == neutral[0]
+        for words in ("Test Alliance", "Test Alyansı", "Тестовый альянс"):
+            assert words not in html.split('class="footer"')[0], path  # only the footer names the site
+        assert everyday.get_body(("html",)).get_content().count('class="entry-title"') == html.count(
+            'class="entry-title"')  # the same news
 
 
 def test_wire_format_is_crlf_ascii_headers_and_short_lines(built):
