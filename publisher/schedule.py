@@ -90,9 +90,13 @@ class Runner:
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.planned: set[str] | None = None
         self.stopping = False
+        self.installed: tuple | None = None  # the settings the weekly and check jobs were made from
 
     def close(self) -> None:
         self.ledger.close()
+
+    def is_stopping(self) -> bool:
+        return self.stopping
 
     def tick(self, reason: str) -> Outcome | None:
         """Reconcile at the clock's time; log, never raise: a job's failure must not stop the scheduler."""
@@ -165,11 +169,15 @@ class Runner:
             self.report(error.problems, outcome)
             return False
         self.reported = None
-        self.ledger.put("built", state)
         outcome.built = True
+        first = self.ledger.get("built") is None
+        self.ledger.put("built", state)
         outcome.published = self.ledger.record_published((e for e in entries if e.is_published(now)), now)
-        for path in outcome.published:
-            log.info("published %s", path)
+        if first:
+            log.info("first run on this site: %d entries were already published", len(outcome.published))
+        else:
+            for path in outcome.published:
+                log.info("published %s", path)
         log.info("built %d files from %d published entries", result.files, result.entries)
         return True
 
@@ -178,17 +186,17 @@ class Runner:
     def finish_deliveries(self, outcome: Outcome, now: datetime, entries: tuple[Entry, ...] | None) -> None:
         """Resume deliveries that started but did not finish (a crash, an outage), when their retry is due."""
         for delivery in self.ledger.unfinished():
-            if delivery.retry_at and delivery.retry_at > now:
+            if self.stopping or (delivery.retry_at and delivery.retry_at > now):
                 continue
             kind, _, target = delivery.key.partition(":")
             if kind == "issue":
                 if entries is None and not week_recorded(self.config, target):
                     continue  # not frozen yet and its issues cannot be read now: wait for a fix
-                send = partial(send_week, self.config, target, entries, now)
+                send = partial(send_week, self.config, target, entries, now, self.is_stopping)
             else:
                 if entries is None:
                     continue  # finding an alert needs the content; wait for a fix
-                send = partial(send_alert, self.config, target, now)
+                send = partial(send_alert, self.config, target, now, self.is_stopping)
             self.attempt(outcome, delivery.key, kind, now, send)
 
     def deliver_alerts(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
@@ -205,7 +213,7 @@ class Runner:
                 self.ledger.skip(key, "alert", now, reason)
                 log.warning("alert %s not sent: %s", entry.path, reason)
                 continue
-            self.attempt(outcome, key, "alert", now, partial(send_alert, self.config, target, now))
+            self.attempt(outcome, key, "alert", now, partial(send_alert, self.config, target, now, self.is_stopping))
 
     def deliver_issues(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
         """Deliver every weekly issue whose slot has come, within the misfire grace; note the ones missed."""
@@ -216,7 +224,8 @@ class Runner:
         for week in sorted({issue.week for issue in due_issues(site, grace)}):
             key = f"issue:{week}"
             if self.ledger.delivery(key) is None:
-                self.attempt(outcome, key, "issue", now, partial(send_week, self.config, week, entries, now))
+                self.attempt(outcome, key, "issue", now,
+                             partial(send_week, self.config, week, entries, now, self.is_stopping))
         for issue in issues_of(site):
             key = f"issue:{issue.week}"
             late = now - issue.publishes
@@ -230,6 +239,9 @@ class Runner:
         delivery = self.ledger.start(key, kind, now)
         try:
             summary = send()
+        except Stopping as pause:
+            log.info("%s paused for shutdown (%s); the next start resumes it", key, pause)
+            outcome.failures.append(key)
         except EditorError as error:
             self.ledger.fail(key, now + timetable.backoff(self.config, delivery.attempts), str(error))
             self.report(error.problems, outcome)
@@ -249,8 +261,11 @@ class Runner:
 
     def plan(self, entries: tuple[Entry, ...], now: datetime) -> None:
         """Keep one date-triggered job per future moment (embargo, expiry, retry) in the job store."""
-        if self.scheduler is None:
+        if self.scheduler is None or self.stopping:
             return
+        if jobs_settings(self.config) != self.installed:
+            install_jobs(self.scheduler, self.config, self.root, now)
+            self.installed = jobs_settings(self.config)
         moments = timetable.future_moments(entries, now)
         moments += [d.retry_at.astimezone(timezone.utc) for d in self.ledger.unfinished() if d.retry_at and d.retry_at > now]
         wanted = {f"{WAKE_PREFIX}{m.isoformat()}": m for m in sorted(set(moments))[:PLAN_LIMIT]}
@@ -279,7 +294,15 @@ class IncompleteDelivery(Exception):
     """Some recipients were deferred (the relay refused for now); the rest are sent, they are retried."""
 
 
-def send_week(config: Config, week: str, entries: tuple[Entry, ...] | None, now: datetime) -> str:
+class Stopping(Exception):
+    """The scheduler is shutting down: a delivery pauses between two messages and resumes on the next start."""
+
+
+StopCheck = Callable[[], bool]
+
+
+def send_week(config: Config, week: str, entries: tuple[Entry, ...] | None, now: datetime,
+              stopping: StopCheck = lambda: False) -> str:
     """Freeze the issues of one week in the sent-issues ledger, then send them; safe to repeat."""
     from publisher.issues import issues_of, record_sent
 
@@ -290,12 +313,12 @@ def send_week(config: Config, week: str, entries: tuple[Entry, ...] | None, now:
         for issue in issues_of(site):
             if issue.week == week and not issue.sent:
                 record_sent(config, issue, now)
-    return _sent(config, week, now)
+    return _sent(config, week, now, stopping)
 
 
-def send_alert(config: Config, target: str, now: datetime) -> str:
+def send_alert(config: Config, target: str, now: datetime, stopping: StopCheck = lambda: False) -> str:
     """Send an alert (and its translations) to the alerts list; safe to repeat."""
-    return _sent(config, target, now)
+    return _sent(config, target, now, stopping)
 
 
 def week_recorded(config: Config, week: str) -> bool:
@@ -304,10 +327,14 @@ def week_recorded(config: Config, week: str) -> bool:
     return any(record.week == week for record in read_ledger(config))
 
 
-def _sent(config: Config, target: str, now: datetime) -> str:
+def _sent(config: Config, target: str, now: datetime, stopping: StopCheck) -> str:
     from publisher.delivery import send
 
-    report = send(config, target, now)
+    def progress(done: int, total: int) -> None:
+        if stopping() and done < total:
+            raise Stopping(f"{done} of {total} handled")
+
+    report = send(config, target, now, progress=progress)
     if not report.complete:
         raise IncompleteDelivery(report.summary())
     return report.summary()
@@ -339,7 +366,13 @@ def make_scheduler(config: Config, root: Path) -> SiteScheduler:
     )
 
 
-def install_jobs(scheduler: SiteScheduler, config: Config, root: Path) -> None:
+def jobs_settings(config: Config) -> tuple:
+    """Return what the weekly and check jobs depend on, to re-make them when publisher.toml changes it."""
+    n, s = config.newsletter, config.schedule
+    return (n.weekday, n.time, config.timezone, s.misfire_grace_seconds, s.alert_check_seconds)
+
+
+def install_jobs(scheduler: SiteScheduler, config: Config, root: Path, now: datetime) -> None:
     """Add the weekly cron job (kept across restarts unless its time changed) and the safety check."""
     weekly = CronTrigger(timezone=config.tz, **timetable.cron_fields(config))
     stored = scheduler.get_job("weekly", "default")
@@ -352,7 +385,7 @@ def install_jobs(scheduler: SiteScheduler, config: Config, root: Path) -> None:
                           jobstore="default", misfire_grace_time=grace, coalesce=True, replace_existing=True)
     scheduler.add_job("publisher.schedule:wake", "interval", seconds=config.schedule.alert_check_seconds,
                       id="check", args=[str(root), "periodic check"], jobstore="memory",
-                      next_run_time=datetime.now(timezone.utc), replace_existing=True)
+                      next_run_time=now, replace_existing=True)
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -370,7 +403,6 @@ def run_once(root: Path, now: datetime) -> Outcome:
         scheduler.start(paused=True)
         runner = Runner(root, lambda: now, scheduler)
         try:
-            install_jobs(scheduler, runner.config, runner.root)
             return runner.reconcile(now)
         finally:
             scheduler.shutdown(wait=False)
@@ -388,7 +420,8 @@ def serve(root: Path, clock: Clock, stop: threading.Event | None = None) -> int:
         _RUNNERS[str(runner.root)] = runner
         scheduler.start(paused=True)
         try:
-            install_jobs(scheduler, runner.config, runner.root)
+            install_jobs(scheduler, runner.config, runner.root, clock())
+            runner.installed = jobs_settings(runner.config)
             scheduler.resume()
             watcher = start_watcher(runner, stop) if runner.config.schedule.watch else None
             log.info("scheduling %s: weekly issue %s %s %s; checking every %d s", runner.root,
@@ -444,7 +477,7 @@ def start_watcher(runner: Runner, stop: threading.Event) -> threading.Thread:
         try:
             for _ in watchfiles.watch(*watched_paths(config), watch_filter=SourceFilter(), stop_event=stop,
                                       debounce=400, step=100, raise_interrupt=False):
-                runner.scheduler.add_job(wake, "date", run_date=datetime.now(timezone.utc), id="changed",
+                runner.scheduler.add_job(wake, "date", run_date=runner.clock(), id="changed",
                                          args=[str(runner.root), "files changed"], jobstore="memory",
                                          replace_existing=True)
         except Exception:  # no inotify (a container, a limit): the periodic check still sees every change

@@ -531,7 +531,10 @@ timeout = 5
     assert deliveries(site) == {"alert:detained": (True, None, 3)}
 
 
-def test_sigkill_in_the_middle_of_an_alert_delivery_then_restart_delivers_the_rest_once(site, secret, daemons, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_stopped_in_the_middle_of_an_alert_delivery_then_restart_delivers_the_rest_once(site, secret, daemons, tmp_path,
+                                                                                       stop):
+    """SIGKILL abandons the delivery at any point; SIGTERM pauses it between two messages and exits 0."""
     from publisher.delivery import ledger_counts
 
     site.write("publisher.toml", CONFIG + FAST + "\n[delivery]\nrate = 40\n")
@@ -540,8 +543,9 @@ def test_sigkill_in_the_middle_of_an_alert_delivery_then_restart_delivers_the_re
     site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
     first = daemons(site, tmp_path / "first.log")
     first.wait_for(lambda: len(outbox(site, "alert-*-detained")) >= 10, timeout=30, what="sending under way")
-    first.stop(signal.SIGKILL)
-    assert 10 <= len(outbox(site, "alert-*-detained")) < 120  # killed mid-delivery
+    code = first.stop(stop)
+    assert code == (0 if stop == signal.SIGTERM else -signal.SIGKILL), first.log
+    assert 10 <= len(outbox(site, "alert-*-detained")) < 120  # stopped mid-delivery
     second = daemons(site, tmp_path / "second.log")
     second.wait_for(lambda: deliveries(site).get("alert:detained", (False,))[0], timeout=30, what="the rest")
     assert second.stop() == 0
