@@ -68,8 +68,9 @@ def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
         yield from message.files()
 
 
-def messages_for(site: Site, templates: Templates) -> tuple[Message, ...]:
+def messages_for(site: Site, templates: Templates | None = None) -> tuple[Message, ...]:
     """Return the built issues (sent or due at site.now), oldest first, then the alerts."""
+    templates = templates or Templates(site.config)
     issues = [i for i in issues_of(site) if i.sent or i.publishes <= site.now]
     return tuple(issue_message(site, templates, i) for i in issues) + tuple(
         alert_message(site, templates, e) for e in alerts_of(site))
