@@ -114,6 +114,7 @@ def connect(config: Config) -> sqlite3.Connection:
     """Open the subscriber database (created private to this user) with the ledger tables beside it."""
     path = database_path(config)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keep_out_of_git(path.parent)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -125,6 +126,22 @@ def connect(config: Config) -> sqlite3.Connection:
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(SCHEMA)
     return db
+
+
+PRIVATE = ("subscribers.sqlite3*", "outbox/", "locks/")
+
+
+def keep_out_of_git(state: Path) -> None:
+    """List the subscriber files in state/.gitignore, whatever the site's own .gitignore says."""
+    ignore = state / ".gitignore"
+    try:
+        lines = ignore.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    missing = [pattern for pattern in PRIVATE if pattern not in lines]
+    if missing:
+        header = [] if lines else ["# Subscriber data: never commit it (written by publisher)."]
+        ignore.write_text("\n".join(lines + header + missing) + "\n", encoding="utf-8")
 
 
 class SubscriberList:
