@@ -40,6 +40,9 @@ log = logging.getLogger("publisher.delivery")
 WEEK = re.compile(r"\d{4}-W(0[1-9]|[1-4]\d|5[0-3])")
 UNSUBSCRIBE = "unsubscribe"  # token purpose
 MAX_BACKOFF = 300.0
+# This many refusals in a row means the relay, not the recipients, is the problem (a relay
+# refusing to relay for us says "550" too): stop, and undo the streak's bounces and failures.
+REFUSAL_STREAK = 10
 
 LEDGER = """
 CREATE TABLE IF NOT EXISTS mailings (
@@ -302,6 +305,7 @@ class _Run:
         # Pacing protects a relay's limits; writing files to the outbox needs none.
         self.pacer = _Pacer(policy_.rate if transport.name == "smtp" else 0, sleep)
         self.built: dict[str, BuiltMessage] = {}
+        self.streak: list[tuple[str, bool]] = []  # (subscriber id, suppressed) of consecutive refusals
 
     def dry_run(self) -> SendReport:
         """Count and build every message that would go, touching neither the ledger nor the transport."""
@@ -369,6 +373,7 @@ class _Run:
             except Rejected as refusal:
                 self._reject(subscriber, refusal)
                 return
+            self.streak.clear()
             self._mark(subscriber_id, "sent", "")
             self.report.sent += 1
             self.report.languages[lang] += 1
@@ -382,6 +387,12 @@ class _Run:
         self.report.deferred += 1
 
     def _reject(self, subscriber: Subscriber, refusal: Rejected) -> None:
+        self.streak.append((subscriber.id, refusal.hard))
+        if len(self.streak) >= REFUSAL_STREAK:
+            self._undo_streak()
+            raise DeliveryError(f"the relay refused {REFUSAL_STREAK} recipients in a row (last: {refusal.detail}); "
+                                "this looks like a relay or sender problem, so none of them was recorded as bounced: "
+                                "fix it and run the same command again")
         if refusal.hard:
             self._mark(subscriber.id, "bounced", refusal.detail)
             self.subscribers.set_status(subscriber.id, "bounced", self.clock())
@@ -391,6 +402,17 @@ class _Run:
             self._mark(subscriber.id, "failed", refusal.detail)
             self.report.failed += 1
             log.warning("%s: refused: %s", subscriber.masked, refusal.detail)
+
+    def _undo_streak(self) -> None:
+        """Put a streak of refusals back in the queue and reactivate the addresses it suppressed."""
+        with transaction(self.db):
+            for subscriber_id, suppressed in self.streak:
+                self._mark(subscriber_id, "queued", "refused while the relay refused everyone; to be retried")
+                if suppressed:
+                    self.db.execute("UPDATE subscribers SET status = 'active' WHERE id = ? AND status = 'bounced'",
+                                    (subscriber_id,))
+        self.report.bounced -= sum(suppressed for _, suppressed in self.streak[:-1])
+        self.report.failed -= sum(not suppressed for _, suppressed in self.streak[:-1])
 
     def _mark(self, subscriber_id: str, status: str, detail: str, attempt: bool = False) -> None:
         self.db.execute(

@@ -167,7 +167,7 @@ class Smtp:
         if 500 <= code < 600:
             if stage == "mail":
                 raise DeliveryError(f"the relay refused our sender address: {detail}")
-            raise Rejected(detail, hard=stage == "rcpt" or _bad_mailbox(text))
+            raise Rejected(detail, hard=_bad_mailbox(code, text, stage))
         raise Transient(stage, f"unexpected reply: {detail}")
 
     def _reset(self) -> None:
@@ -208,10 +208,16 @@ def _dot_stuffed(data: bytes) -> bytes:
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
-def _bad_mailbox(text: bytes) -> bool:
-    """Say whether an enhanced status code names the address as bad (5.1.x, 5.2.1 disabled)."""
+def _bad_mailbox(code: int, text: bytes, stage: str) -> bool:
+    """Say whether a 5xx says the address itself is bad: a hard bounce, not a policy or content refusal.
+
+    With an enhanced status code (RFC 3463), 5.1.x (bad address) and 5.2.1 (mailbox disabled);
+    without one, 550/551/553 to RCPT, the classic "no such mailbox" replies.
+    """
     match = _ENHANCED.match(text.decode("utf-8", "replace"))
-    return bool(match) and (match.group(2) == "1" or (match.group(2), match.group(3)) == ("2", "1"))
+    if match:
+        return match.group(2) == "1" or (match.group(2), match.group(3)) == ("2", "1")
+    return stage == "rcpt" and code in (550, 551, 553)
 
 
 def _reply_text(code: int, text: bytes | str) -> str:

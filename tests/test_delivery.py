@@ -170,6 +170,21 @@ def test_a_5xx_is_recorded_and_a_hard_bounce_suppresses_the_address(site, sink, 
     assert later.sent == 11 and address(4) not in [rcpt for rcpt, _ in sink.accepted[10:]]
 
 
+@pytest.mark.parametrize("reply", ["550 5.1.1 User unknown", "554 5.7.1 Relay access denied", "550 Relaying denied"])
+def test_a_relay_refusing_everyone_stops_the_run_and_suppresses_no_one(site, sink, secret, reply):
+    site.write("publisher.toml", smtp_config(sink.port))
+    write_issue(site)
+    subscribe(site, 40)
+    sink.rule = lambda stage, rcpt, times: reply if stage == "rcpt" else None
+    with pytest.raises(DeliveryError, match="refused 10 recipients in a row"):
+        send(site.config, WEEK, NOW)
+    with SubscriberList(site.config) as subscribers:
+        assert subscribers.counts() == {"active": 40}
+    assert ledger_counts(site.config, f"weekly/{WEEK}") == {"queued": 40}
+    sink.rule = None
+    assert send(site.config, WEEK, NOW).sent == 40
+
+
 def test_dropped_connections_part_way_are_resumed_without_gaps_or_doubles(site, sink, secret):
     site.write("publisher.toml", smtp_config(sink.port))
     write_issue(site)
