@@ -32,13 +32,14 @@ TRACKING_PARAMETERS = frozenset({
 })
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "matomo_")
 
+# Quantifiers are bounded so that a hostile line cannot make a pattern take quadratic time.
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
-_INLINE = re.compile(r"(!?)\[((?:[^\[\]\\]|\\.|\[[^\]]*\])*)\]\(\s*(<[^>]*>|[^\s)]*)(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)")
-_REFERENCE_USE = re.compile(r"(!?)\[((?:[^\[\]\\]|\\.)*)\](?:\[((?:[^\[\]\\]|\\.)*)\])?")
+_INLINE = re.compile(r"(!?)\[((?:[^\[\]\\]|\\.|\[[^\[\]]{0,500}\]){0,1000})\]\(\s*(<[^<>]{0,2048}>|(?:[^\s()]|\([^\s()]{0,200}\)){0,2048})(?:\s+(?:\"[^\"]{0,500}\"|'[^']{0,500}'|\([^()]{0,500}\)))?\s*\)")
+_REFERENCE_USE = re.compile(r"(!?)\[((?:[^\[\]\\]|\\.){0,1000})\](?:\[((?:[^\[\]\\]|\\.){0,1000})\])?")
 _REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[(?!\^)((?:[^\]\\]|\\.)+)\]:\s*(<[^>]*>|\S+)")  # not footnotes
-_AUTOLINK = re.compile(r"<((?:https?|mailto):[^\s<>]*)>", re.I)
-_HTML_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)\b([^>]*)>")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^\s<>]{0,2048})>", re.I)
+_HTML_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]{0,20})\b([^<>]{0,4096})>")
 _HTML_ATTRIBUTE = re.compile(r"""([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*(?:=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?""")
 MEDIA_TAGS = {"img", "video", "audio", "source", "track", "iframe", "embed", "object", "picture", "input", "image"}
 URL_ATTRIBUTES = {"href", "src", "data", "poster", "srcset", "background"}

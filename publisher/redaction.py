@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import itertools
 import os
 import re
 import secrets
@@ -113,14 +112,19 @@ def _variants(folded: str) -> tuple[str, ...]:
 
 def find(words: list[Word], redactions: RedactionList) -> Iterator[tuple[Word, int]]:
     """Yield (first word, word count) of every run of words whose folded form is on the list."""
+    listed: dict[str, bool] = {}  # texts repeat words; hash each joined key once
+
+    def hit(key: str) -> bool:
+        if key not in listed:
+            listed[key] = redactions.hash(name_key([key])) in redactions.hashes
+        return listed[key]
+
     for start in range(len(words)):
-        for count in range(1, MAX_WORDS + 1):
-            run = words[start: start + count]
-            if len(run) < count:
-                break
-            if any(redactions.hash(name_key(keys)) in redactions.hashes
-                   for keys in itertools.product(*(w.variants for w in run))):
-                yield run[0], count
+        keys = [""]
+        for count, word in enumerate(words[start: start + MAX_WORDS], 1):
+            keys = [key + variant for key in keys for variant in word.variants]
+            if any(hit(key) for key in keys):
+                yield words[start], count
                 break
 
 
