@@ -155,8 +155,9 @@ def alert_message(site: Site, templates: Templates, entry: Entry) -> Message:
                                                  moment, dict(context, **extra), modes)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.alerts_list_id or f"alerts.{config.host}",
                          "alert", lang, entry.slug, entry.id)
+    modes, html = _fit((entry,), render, config.newsletter.max_html_kb * 1024)
     return _message(site, templates, envelope, Rendering("alert", entry.slug, lang, folder, (entry,), moment,
-                                                         context, {}, render({}), render))
+                                                         context, modes, html, render))
 
 
 @dataclass(frozen=True)

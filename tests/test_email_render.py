@@ -289,3 +289,19 @@ def _resize(browser, width: int, height: int) -> None:
     """Make the viewport `width` CSS pixels wide (windows cannot be narrower than 500), a phone below 600."""
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def test_a_very_long_alert_keeps_its_action_and_links_to_the_web_copy(site):
+    action = "{label: Act now, url: 'https://example.org/act', asks: [Free them.]}"
+    site.entry("long.md", title="A very long alert", type="alert", date="2026-11-17T10:00:00+04:00",
+               summary="Act now.", action=action, body="\n\n".join(["A long paragraph of testimony. " * 40] * 120))
+    site.build(NOW)
+    tree = site.tree()
+    html = email_html(tree["alerts/en/long/alert.eml"])
+    assert len(html.encode("utf-8")) <= 90 * 1024
+    doc = lxml.html.document_fromstring(html)
+    assert doc.find_class("button")[0].get("href") == "https://example.org/act"
+    assert "Free them." in doc.text_content()
+    more = [a.get("href") for a in doc.iter("a") if a.text_content() == "Read the full story"]
+    assert more == [BASE + "alerts/en/long/#long"]
+    assert 'id="long"' in tree["alerts/en/long/index.html"].decode()
