@@ -1,56 +1,155 @@
-"""The static web archive: a page per entry and paginated listings per language.
+"""The static web archive: entry pages, listings per language and tag, actions, sitemap.
 
-Links between archive pages are relative (mirror-ready); only canonical links use base_url.
+Links between archive pages, to the stylesheet and to images are relative (mirror-ready:
+the same tree works from a mirror domain, a sub-path or an onion service); only
+canonical links and the sitemap use base_url.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
+import babel
+
+from publisher import feeds
 from publisher.content import Entry
+from publisher.issues import issue_dir, issues_of
 from publisher.markup import relink
-from publisher.templates import Templates
-from publisher.urls import absolute, entry_page, relative, root_prefix
+from publisher.templates import Templates, text_direction
+from publisher.urls import absolute, entry_page, relative, root_prefix, tag_dir
 from publisher.website import Site
 
 PAGE_SIZE = 30
 STATIC = "static"
+STYLESHEET = f"{STATIC}/style.css"
+_HEADING = re.compile(r"<(/?)h([1-6])\b")
+
+
+@dataclass(frozen=True)
+class IssueLink:
+    """A newsletter issue as the archive lists it: its web copy and its week."""
+
+    page: str  # output path of the issue's web copy
+    number: int
+    starts: datetime
+    count: int
 
 
 def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
-    """Yield every archive page and the theme's static files."""
+    """Yield every archive page, the sitemap and the theme's static files."""
     for entry in site.entries:
         yield entry_page(entry, site.config), render_entry(site, templates, entry)
+    issues = issue_links(site)
     for lang in site.config.languages:
-        yield from listing_pages(site, templates, lang)
-    yield "index.html", render_page(site, templates, "index.html", site.config.default_language,
-                                    entries=site.in_language(site.config.default_language)[:PAGE_SIZE],
-                                    pages=_pagination("index.html", 1, 1), home=True)
+        yield from listing_pages(site, templates, lang, issues[lang])
+        yield issues_path(lang), render_page(site, templates, issues_path(lang), lang, "issues.html", issues=issues[lang])
+        yield from tag_pages(site, templates, lang)
+        yield actions_path(lang), render_page(site, templates, actions_path(lang), lang, "actions.html",
+                                              actions=site.open_actions(lang))
+    yield "index.html", render_page(site, templates, "index.html", site.config.default_language, "root.html")
+    yield "404.html", render_not_found(site, templates)
+    yield "sitemap.xml", render_sitemap(site, templates)
+    yield "robots.txt", f"User-agent: *\nAllow: /\n\nSitemap: {absolute(site.config, 'sitemap.xml')}\n".encode()
     yield from static_files(templates)
 
 
 def render_entry(site: Site, templates: Templates, entry: Entry) -> bytes:
     page = entry_page(entry, site.config)
-    return render_page(site, templates, page, entry.lang, template="entry.html", entry=entry,
-                       translations=site.translations(entry), body=relink(entry.html, root_prefix(page)))
+    body = nest_headings(relink(entry.html, root_prefix(page)))
+    return render_page(site, templates, page, entry.lang, "entry.html", entry=entry,
+                       translations=site.translations(entry), body=body)
 
 
-def listing_pages(site: Site, templates: Templates, lang: str) -> Iterator[tuple[str, bytes]]:
-    entries = site.in_language(lang)
+def nest_headings(fragment: str, top: int = 2) -> str:
+    """Renumber an entry body's headings so they start at h2 under the page's h1 and skip no level."""
+    levels = sorted({int(m.group(2)) for m in _HEADING.finditer(fragment) if not m.group(1)})
+    if not levels:
+        return fragment
+    rank = {level: min(top + index, 6) for index, level in enumerate(levels)}
+    opened: list[int] = []
+    previous = top - 1
+
+    def renumber(match: re.Match) -> str:
+        nonlocal previous
+        if match.group(1):
+            return f"</h{opened.pop() if opened else rank[int(match.group(2))]}"
+        level = min(rank[int(match.group(2))], previous + 1)
+        opened.append(level)
+        previous = level
+        return f"<h{level}"
+
+    return _HEADING.sub(renumber, fragment)
+
+
+def listing_pages(site: Site, templates: Templates, lang: str,
+                  issues: tuple[IssueLink, ...] = ()) -> Iterator[tuple[str, bytes]]:
+    """Yield a language's home page (latest issue, open actions, newest entries) and older pages."""
+    for page, chunk, pages in paginate(f"{lang}/", site.in_language(lang)):
+        home = pages["number"] == 1
+        yield page, render_page(site, templates, page, lang, "index.html", entries=chunk, pages=pages, home=home,
+                                actions=site.open_actions(lang) if home else (),
+                                latest_issue=issues[0] if home and issues else None)
+
+
+def tag_pages(site: Site, templates: Templates, lang: str) -> Iterator[tuple[str, bytes]]:
+    """Yield the list of a language's tags and a paginated page per tag."""
+    counts = Counter(tag for entry in site.in_language(lang) for tag in entry.tags)
+    index = tags_path(lang)
+    yield index, render_page(site, templates, index, lang, "tags.html", tags=sorted(counts.items()))
+    for tag in sorted(counts):
+        for page, chunk, pages in paginate(tag_dir(lang, tag), site.with_tag(lang, tag)):
+            yield page, render_page(site, templates, page, lang, "tag.html", tag=tag, entries=chunk, pages=pages)
+
+
+def paginate(folder: str, entries: tuple[Entry, ...]) -> Iterator[tuple[str, tuple[Entry, ...], dict]]:
+    """Split entries into pages: folder/index.html, then folder/page/2/index.html and on."""
     count = max(1, -(-len(entries) // PAGE_SIZE))
     for number in range(1, count + 1):
-        page = listing_path(lang, number)
-        chunk = entries[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
-        yield page, render_page(site, templates, page, lang, entries=chunk,
-                                pages=_pagination(page, number, count, lang), home=number == 1)
+        pages = {
+            "number": number,
+            "count": count,
+            "previous": listing_path(folder, number - 1) if number > 1 else None,
+            "next": listing_path(folder, number + 1) if number < count else None,
+        }
+        yield listing_path(folder, number), entries[(number - 1) * PAGE_SIZE: number * PAGE_SIZE], pages
 
 
-def listing_path(lang: str, number: int) -> str:
-    return f"{lang}/index.html" if number == 1 else f"{lang}/page/{number}/index.html"
+def listing_path(folder: str, number: int) -> str:
+    """Return the output path of page `number` of a listing; `folder` is a language code or a folder."""
+    folder = folder if folder.endswith("/") else f"{folder}/"
+    return f"{folder}index.html" if number == 1 else f"{folder}page/{number}/index.html"
 
 
-def render_page(site: Site, templates: Templates, page: str, lang: str, template: str = "index.html", **context) -> bytes:
+def tags_path(lang: str) -> str:
+    return f"{lang}/tags/index.html"
+
+
+def actions_path(lang: str) -> str:
+    return f"{lang}/actions/index.html"
+
+
+def issue_links(site: Site) -> dict[str, tuple[IssueLink, ...]]:
+    """Return, per language, the newsletter issues that have gone out or are due, newest first."""
+    links: dict[str, list[IssueLink]] = {lang: [] for lang in site.config.languages}
+    for issue in issues_of(site):
+        if issue.sent or (issue.publishes is not None and issue.publishes <= site.now):
+            links[issue.lang].append(IssueLink(issue_dir(issue) + "index.html", issue.number, issue.starts,
+                                                 len(issue.entries)))
+    return {lang: tuple(reversed(items)) for lang, items in links.items()}
+
+
+def issues_path(lang: str) -> str:
+    return f"{lang}/newsletter/index.html"
+
+
+def render_page(site: Site, templates: Templates, page: str, lang: str, template: str = "index.html",
+                tag: str = "", **context) -> bytes:
     """Render one archive page with the helpers every archive template may use."""
     config = site.config
     html = templates.render(
@@ -61,19 +160,63 @@ def render_page(site: Site, templates: Templates, page: str, lang: str, template
         href=lambda target: relative(page, target),
         entry_page=lambda e: entry_page(e, config),
         home_of=lambda code: listing_path(code, 1),
+        tag_page=lambda code, name: tag_dir(code, name) + "index.html",
+        tags_page=tags_path,
+        actions_page=actions_path,
+        issues_page=issues_path,
+        language_name=language_name,
+        direction=text_direction,
+        localized_in=config.text,
+        feeds=feeds.discovery(site, lang, tag),
+        tag=tag,
         now=site.now,
         **context,
     )
     return html.encode("utf-8")
 
 
-def _pagination(page: str, number: int, count: int, lang: str = "") -> dict:
-    return {
-        "number": number,
-        "count": count,
-        "previous": listing_path(lang, number - 1) if lang and number > 1 else None,
-        "next": listing_path(lang, number + 1) if lang and number < count else None,
-    }
+def render_not_found(site: Site, templates: Templates) -> bytes:
+    """Render 404.html: served at any depth, so its style is inline and its links start at the site path."""
+    lang = site.config.default_language
+    stylesheet = dict(static_files(templates)).get(STYLESHEET, b"").decode("utf-8")
+    html = templates.render("404.html", lang, stylesheet=stylesheet, site_path=urlsplit(site.config.base_url).path,
+                            language_name=language_name, direction=text_direction, localized_in=site.config.text)
+    return html.encode("utf-8")
+
+
+def render_sitemap(site: Site, templates: Templates) -> bytes:
+    """Render sitemap.xml: every page's absolute URL, when it last changed, and its translations."""
+    return templates.render("sitemap.xml", site.config.default_language, urls=sitemap_urls(site)).encode("utf-8")
+
+
+def sitemap_urls(site: Site) -> list[dict]:
+    config = site.config
+    day = lambda moment: moment.astimezone(config.tz).isoformat()  # noqa: E731 - W3C datetime with offset
+    urls = []
+    if site.entries:
+        urls.append({"loc": config.base_url, "lastmod": day(max(e.modified for e in site.entries)), "alternates": ()})
+    for lang in config.languages:
+        entries = site.in_language(lang)
+        newest = day(max(e.modified for e in entries)) if entries else ""
+        urls.append({"loc": absolute(config, listing_path(lang, 1)), "lastmod": newest, "alternates": ()})
+        for tag in site.tags(lang):
+            tagged = site.with_tag(lang, tag)
+            urls.append({"loc": absolute(config, tag_dir(lang, tag)), "lastmod": day(max(e.modified for e in tagged)),
+                         "alternates": ()})
+    for entry in site.entries:
+        family = (entry, *site.translations(entry)) if entry.key else ()
+        alternates = tuple({"lang": e.lang, "href": absolute(config, entry_page(e, config))}
+                           for e in sorted(family, key=lambda e: config.languages.index(e.lang)))
+        urls.append({"loc": absolute(config, entry_page(entry, config)), "lastmod": day(entry.modified),
+                     "alternates": alternates if len(alternates) > 1 else ()})
+    return urls
+
+
+def language_name(code: str) -> str:
+    """Return a language's own name for itself, e.g. 'Azərbaycan' for az."""
+    locale = babel.Locale.parse(code)
+    name = locale.get_display_name(locale) or code
+    return name[:1].upper() + name[1:]
 
 
 def static_files(templates: Templates) -> Iterator[tuple[str, bytes]]:

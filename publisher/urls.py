@@ -24,8 +24,12 @@ def entry_page(entry: Entry, config: Config) -> str:
 
 
 def tag_dir(lang: str, tag: str) -> str:
-    """Return the folder of a tag's listing; tags may be non-ASCII, so quote them."""
-    return f"{lang}/tags/{quote(tag, safe='')}/"
+    """Return the output folder of a tag's listing; tags are words, safe as folder names.
+
+    The folder keeps the tag as written (e.g. en/tags/полиция/), so a server finds it
+    under the percent-encoded URL that `absolute` and `relative` make.
+    """
+    return f"{lang}/tags/{tag}/"
 
 
 def absolute(config: Config, target: str) -> str:
@@ -44,4 +48,6 @@ def root_prefix(from_page: str) -> str:
 
 
 def _page_url(target: str) -> str:
-    return target[: -len("index.html")] if target.endswith("index.html") else target
+    """Return the URL path of an output path: folders for index pages, non-ASCII percent-encoded."""
+    path = target[: -len("index.html")] if target.endswith("index.html") else target
+    return quote(path, safe="/")
