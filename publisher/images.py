@@ -54,7 +54,7 @@ def clean(data: bytes, kind: str) -> bytes:
     if orientation not in (None, 1):
         data = _upright(image, kind)
     cleaned = {"JPEG": _strip_jpeg, "PNG": _strip_png, "WEBP": _strip_webp, "GIF": _strip_gif}[kind](data)
-    _open(cleaned, kind)  # what we publish must still be a readable image
+    _open(cleaned, kind, decode=True)  # what we publish must still be a readable image
     return cleaned
 
 
@@ -103,13 +103,16 @@ def _unquote(src: str) -> str:
     return unquote(urlsplit(unescape(src)).path)
 
 
-def _open(data: bytes, kind: str | None) -> Image.Image:
+def _open(data: bytes, kind: str | None, decode: bool = False) -> Image.Image:
+    """Open an image (decoding its pixels only when asked); raise BadImage for anything unreadable."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged EXIF; we drop EXIF anyway
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(BytesIO(data))
-            image.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+            if decode:
+                image.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning,
             Image.DecompressionBombError) as exc:
         raise BadImage(f"not a readable image ({exc})") from None
     if kind and image.format != kind:
@@ -119,14 +122,21 @@ def _open(data: bytes, kind: str | None) -> Image.Image:
 
 def _orientation(image: Image.Image) -> int | None:
     try:
-        return image.getexif().get(ORIENTATION)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return image.getexif().get(ORIENTATION)
     except Exception:  # Pillow raises many types for broken EXIF; a broken one turns nothing
         return None
 
 
 def _upright(image: Image.Image, kind: str) -> bytes:
     """Re-encode an image with its EXIF orientation applied to the pixels."""
-    turned = ImageOps.exif_transpose(image)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            turned = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise BadImage(f"not a readable image ({exc})") from None
     out = BytesIO()
     options = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
     if kind == "JPEG":
@@ -135,7 +145,10 @@ def _upright(image: Image.Image, kind: str) -> bytes:
             turned = turned.convert("RGB")
     elif kind == "WEBP":
         options |= {"quality": 92}
-    turned.save(out, kind, **options)
+    try:
+        turned.save(out, kind, **options)
+    except (OSError, ValueError, KeyError) as exc:
+        raise BadImage(f"cannot turn the image upright ({exc})") from None
     return out.getvalue()
 
 
