@@ -120,7 +120,7 @@ class Preview:
 
     def watch(self, stop: threading.Event) -> None:
         """Rebuild whenever content, templates, the config or the redaction list change."""
-        config = load_config(self.root)
+        config = load_config(self.root)  # serve() has read it once already; its folders are watched from now on
         folders = [str(p) for p in [config.path("content"), *Templates(config).folders] if p.is_dir()]
         names = {CONFIG_NAME, config.lint.redaction_list}
         files = watchfiles.watch(str(self.root), watch_filter=lambda _, path: Path(path).name in names,
@@ -149,7 +149,8 @@ def _count(problems: tuple[Problem, ...]) -> str:
 
 
 def serve(root: Path, host: str, port: int, clock: Callable[[], datetime], log: TextIO = sys.stderr) -> None:
-    """Serve the preview until interrupted."""
+    """Serve the preview until interrupted; a config that cannot be read stops it before it starts."""
+    load_config(root)
     preview = Preview(root, clock, log)
     preview.rebuild()
     server = ThreadingHTTPServer((host, port), Handler)
