@@ -200,9 +200,15 @@ class Runner:
             self.attempt(outcome, delivery.key, kind, now, send)
 
     def deliver_alerts(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
-        """Deliver each alert published since the scheduler first ran, once, as soon as it is out."""
+        """Deliver each new alert once, as soon as it is out.
+
+        New means published since the scheduler first ran on the site, or within the misfire
+        grace before that; older alerts are history, not news. Delivery's own ledger keeps
+        anyone who already got one (from `publisher send`) from getting it again.
+        """
+        grace = timedelta(seconds=self.config.schedule.misfire_grace_seconds)
         for entry in entries:
-            if entry.type != "alert" or not entry.is_published(now) or entry.date < since:
+            if entry.type != "alert" or not entry.is_published(now) or (entry.date < since and now - entry.date > grace):
                 continue
             target = entry.key or entry.slug  # what `publisher send` finds an alert (and its translations) by
             key = f"alert:{target}"

@@ -403,6 +403,7 @@ def deliveries(site: ScratchSite) -> dict[str, tuple]:
 def test_alert_goes_out_once_as_soon_as_it_is_published(site, secret):
     site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n")
     site.entry("old-alert.md", title="Old alert", type="alert", date="2026-10-01T10:00:00+04:00", action=ACTION)
+    site.entry("recent.md", title="Recent alert", type="alert", date=iso(T0 - timedelta(hours=1)), action=ACTION)
     due = T0 + timedelta(hours=1)
     site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
     readers = subscribe(site, 9)
@@ -421,8 +422,9 @@ def test_alert_goes_out_once_as_soon_as_it_is_published(site, secret):
     ok(once(site, due + timedelta(minutes=1)))
     ok(once(site, due + timedelta(days=1)))
     assert outbox(site, "alert-*-detained") == sent
-    assert outbox(site, "alert-*-old-alert") == {}  # published before the scheduler first ran: history, not news
-    assert deliveries(site) == {"alert:detained": (True, None, 1)}
+    assert outbox(site, "alert-*-old-alert") == {}  # weeks before the scheduler first ran: history, not news
+    assert recipients(outbox(site, "alert-*-recent").values()) == sorted(readers)  # an hour before: news
+    assert deliveries(site) == {"alert:detained": (True, None, 1), "alert:recent": (True, None, 1)}
     assert not any("example.net" in text for text in (result.stderr, result.stdout))  # no address in the log
 
 
