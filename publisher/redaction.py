@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from publisher.config import Config
+from publisher.config import CONFIG_NAME, Config
 from publisher.content import entry_files
 from publisher.problems import EditorError, Problem
 
+# Files whose words are published as text: entries, and files copied as they are or read by the build.
+TEXT_SUFFIXES = {".md", ".txt", ".html", ".htm", ".xml", ".svg", ".csv", ".json", ".css", ".js", ".po"}
 FORMAT = "publisher-redactions 1"  # names the folding below; a change to it needs a new number
 MAX_WORDS = 4
 HEADER = (
@@ -129,7 +131,7 @@ def find(words: list[Word], redactions: RedactionList) -> Iterator[tuple[Word, i
 
 
 def scan(config: Config) -> list[Problem]:
-    """Return an error for every place under content/ where a name on the list appears."""
+    """Return an error for every place a build publishes from where a name on the list appears."""
     redactions = load(config)
     if not redactions.hashes:
         return []
@@ -140,18 +142,24 @@ def scan(config: Config) -> list[Problem]:
         name = path.relative_to(content).as_posix()
         if any(True for _ in find(words_of(name.replace("/", "\n")), redactions)):
             problems.append(Problem(rel, 1, "the file name or folder holds a name on the redaction list: rename it"))
-        if path.suffix == ".md":
-            problems += _scan_entry(path, rel, redactions)
+        if path.suffix.lower() in TEXT_SUFFIXES:
+            problems += _scan_text(path, rel, redactions, entry=path.suffix == ".md")
+    # The site title, description and sender name go into every page and subject; site templates into every page.
+    problems += _scan_text(config.root / CONFIG_NAME, CONFIG_NAME, redactions)
+    templates = config.path("templates")
+    for path in sorted(templates.rglob("*")) if templates.is_dir() and templates.is_relative_to(config.root) else ():
+        if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
+            problems += _scan_text(path, path.relative_to(config.root).as_posix(), redactions)
     return problems
 
 
-def _scan_entry(path: Path, rel: str, redactions: RedactionList) -> list[Problem]:
+def _scan_text(path: Path, rel: str, redactions: RedactionList, entry: bool = False) -> list[Problem]:
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
-        return []  # reading the entry reports it
+        return []  # reading the file reports it
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    places = _places(lines)
+    places = _places(lines) if entry else ["the file"] * len(lines)
     return [Problem(rel, word.line, f"a name on the redaction list appears in {places[word.line - 1]} "
                                     f"(column {word.column}, {count} word{'s' * (count > 1)}): remove it")
             for word, count in find(words_of("\n".join(lines)), redactions)]

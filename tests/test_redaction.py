@@ -199,3 +199,19 @@ def _png() -> bytes:
     buffer = BytesIO()
     Image.new("RGB", (4, 3), "red").save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_text_files_config_and_site_templates_are_searched(site):
+    add(site.config, SURNAME)
+    site.write("content/files/notes.txt", f"Minutes.\nPresent: {hidden('Thyvlri')} and others.\n")
+    site.write("content/images/map.svg", f'<svg xmlns="http://www.w3.org/2000/svg"><title>{SURNAME}</title></svg>')
+    site.write("templates/footer.html", f"<p>Contact {hidden('Thyvlri')}</p>\n")
+    site.write("publisher.toml", f"author = \"{SURNAME}\"\n" + (site.root / "publisher.toml").read_text())
+    found = errors(site)
+    toml = line_of(site, "publisher.toml", "author")
+    assert "content/files/notes.txt:2: a name on the redaction list appears in the file (column 10, 1 word): remove it" in found
+    column = (site.root / "content/images/map.svg").read_text(encoding="utf-8").index(SURNAME) + 1
+    assert f"content/images/map.svg:1: a name on the redaction list appears in the file (column {column}, 1 word): " \
+           f"remove it" in found
+    assert "templates/footer.html:1: a name on the redaction list appears in the file (column 12, 1 word): remove it" in found
+    assert f"publisher.toml:{toml}: a name on the redaction list appears in the file (column 11, 1 word): remove it" in found
