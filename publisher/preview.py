@@ -122,8 +122,9 @@ class Preview:
         """Rebuild whenever content, templates, the config or the redaction list change."""
         config = load_config(self.root)  # serve() has read it once already; its folders are watched from now on
         folders = [str(p) for p in [config.path("content"), *Templates(config).folders] if p.is_dir()]
-        names = {CONFIG_NAME, config.lint.redaction_list}
-        files = watchfiles.watch(str(self.root), watch_filter=lambda _, path: Path(path).name in names,
+        watched = {(self.root / CONFIG_NAME).resolve(), (self.root / config.lint.redaction_list).resolve()}
+        parents = sorted({str(p.parent) for p in watched if p.parent.is_dir()})
+        files = watchfiles.watch(*parents, watch_filter=lambda _, path: Path(path).resolve() in watched,
                                  recursive=False, debounce=200, step=50, stop_event=stop, raise_interrupt=False)
         threads = [threading.Thread(target=self._follow, args=(files,), daemon=True)]
         if folders:

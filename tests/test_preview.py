@@ -165,3 +165,17 @@ def test_a_draft_inside_an_email_or_listing_is_marked(site, preview):
     assert "<script>" in listing  # the reload script, in preview pages only
     raw = urllib.request.urlopen(f"{url}/en/?raw=1").read().decode()
     assert 'id="pv-bar"' not in raw and "<script" not in raw
+
+
+def test_adding_a_redacted_name_shows_in_the_open_page(site, preview, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from publisher.redaction import add
+
+    url, _ = preview
+    browser.get(f"{url}/en/2023/07/raid/")
+    add(site.config, "Police raid")  # words of the title: the list file changes, the page must say so
+    WebDriverWait(browser, WAIT).until(lambda d: "1 error" in d.find_element(By.ID, "pv-bar").text)
+    bar = browser.find_element(By.ID, "pv-bar").text
+    assert "content/2023/raid.md:2: a name on the redaction list appears in the field 'title'" in bar
