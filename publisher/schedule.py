@@ -86,6 +86,7 @@ class Runner:
         self.config = load_config(self.root)  # a broken config at start stops here, with its problems
         self.ledger = Ledger(self.config.path("state"))
         self.hasher = SourceHasher()
+        self.sources = ""  # the fingerprint of the sources as last loaded
         self.mutex = threading.Lock()  # wake-ups from the watcher and from jobs run one at a time
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.planned: set[str] | None = None
@@ -97,6 +98,10 @@ class Runner:
 
     def is_stopping(self) -> bool:
         return self.stopping
+
+    def local(self, moment: datetime) -> str:
+        """Show a moment in the site's time zone, as editors think of it."""
+        return moment.astimezone(self.config.tz).isoformat(timespec="seconds")
 
     def tick(self, reason: str) -> Outcome | None:
         """Reconcile at the clock's time; log, never raise: a job's failure must not stop the scheduler."""
@@ -117,25 +122,30 @@ class Runner:
             since = self.ledger.since(now)
             entries = self.load(outcome)
             if entries is None:
-                self.finish_deliveries(outcome, now, None)
+                self.deliver(outcome, now, since, None)  # only what is frozen already
                 return outcome
-            config = self.config
-            slot = timetable.latest_slot(config, now)
+            slot = timetable.latest_slot(self.config, now)
             state = timetable.publication_state(self.sources, entries, now, slot)
             if state != self.ledger.get("built") and not self.rebuild(outcome, entries, now, state):
-                self.finish_deliveries(outcome, now, None)
+                self.deliver(outcome, now, since, None)
                 return outcome
-            if config.schedule.deliver:
-                try:
-                    self.finish_deliveries(outcome, now, entries)
-                    self.deliver_alerts(outcome, entries, now, since)
-                    self.deliver_issues(outcome, entries, now, since)
-                except EditorError as error:  # an unreadable sent-issues ledger: say where, touch nothing
-                    self.report(error.problems, outcome)
-                if any(key.startswith("issue:") for key in outcome.delivered):
-                    self.rebuild(outcome, entries, now, state)  # the archive now shows those issues as sent
+            self.deliver(outcome, now, since, entries)
+            if any(key.startswith("issue:") for key in outcome.delivered):
+                self.rebuild(outcome, entries, now, state)  # the archive now shows those issues as sent
             self.plan(entries, now)
             return outcome
+
+    def deliver(self, outcome: Outcome, now: datetime, since: datetime, entries: tuple[Entry, ...] | None) -> None:
+        """Resume unfinished deliveries, then (with entries that load) start the newly owed ones."""
+        if not self.config.schedule.deliver:
+            return
+        try:
+            self.finish_deliveries(outcome, now, entries)
+            if entries is not None:
+                self.deliver_alerts(outcome, entries, now, since)
+                self.deliver_issues(outcome, entries, now, since)
+        except EditorError as error:  # an unreadable sent-issues ledger: say where, touch nothing
+            self.report(error.problems, outcome, "nothing more is delivered until they are fixed")
 
     # -- reading and building ------------------------------------------------------------
 
@@ -150,7 +160,8 @@ class Runner:
             return None
         return entries
 
-    def report(self, problems: Sequence[Problem], outcome: Outcome) -> None:
+    def report(self, problems: Sequence[Problem], outcome: Outcome,
+               consequence: str = "not published: the last good output stays until they are fixed") -> None:
         """Log every problem as path:line: message, once per broken state of the sources."""
         outcome.problems.extend(problems)
         state = self.hasher.fingerprint(self.config) + "\n".join(map(str, problems))
@@ -159,7 +170,7 @@ class Runner:
         self.reported = state
         for problem in problems:
             (log.warning if problem.warning else log.error)("%s", problem)
-        log.error("not published: %d problem(s); the last good output stays until they are fixed", len(problems))
+        log.error("%d problem(s); %s", len(problems), consequence)
 
     def rebuild(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, state: str) -> bool:
         """Build output/ as of `now`; on editor errors keep the old output and return False."""
@@ -248,15 +259,15 @@ class Runner:
         except Stopping as pause:
             log.info("%s paused for shutdown (%s); the next start resumes it", key, pause)
             outcome.failures.append(key)
-        except EditorError as error:
-            self.ledger.fail(key, now + timetable.backoff(self.config, delivery.attempts), str(error))
-            self.report(error.problems, outcome)
+        except EditorError as error:  # a missing secret or password: the operator must act
+            retry = now + timetable.backoff(self.config, delivery.attempts)
+            self.ledger.fail(key, retry, str(error))
+            self.report(error.problems, outcome, f"{key} not delivered; retrying at {self.local(retry)}")
             outcome.failures.append(key)
         except Exception as exc:  # an outage, a relay refusing us: retried with backoff, never fatal
             retry = now + timetable.backoff(self.config, delivery.attempts)
             self.ledger.fail(key, retry, f"{type(exc).__name__}: {exc}")
-            log.error("%s not delivered (attempt %d): %s; retrying at %s", key, delivery.attempts, exc,
-                      retry.astimezone(self.config.tz).isoformat(timespec="seconds"))
+            log.error("%s not delivered (attempt %d): %s; retrying at %s", key, delivery.attempts, exc, self.local(retry))
             outcome.failures.append(key)
         else:
             self.ledger.finish(key, now)

@@ -588,3 +588,36 @@ def test_sigkill_in_the_middle_of_the_weekly_delivery_then_the_next_run_finishes
     assert ledger_counts(site.config, "weekly/2026-W47") == {"sent": 120}
     assert len((site.root / "state" / "issues-sent.jsonl").read_text().splitlines()) == 1
     assert deliveries(site)["issue:2026-W47"] == (True, None, 2)
+
+
+def test_a_failing_job_is_logged_and_the_next_wake_up_recovers(site, caplog):
+    site.write("publisher.toml", CONFIG.replace('default_language = "en"', 'default_language = "en"\noutput_dir = "blocked/output"'))
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    site.write("blocked", "a file where the output's parent folder should be")
+    runner = Runner(site.root, lambda: T0)
+    try:
+        with caplog.at_level(logging.ERROR, logger="publisher.schedule"):
+            assert runner.tick("test") is None  # an OSError deep in the build: logged, not raised
+        assert "unexpected error while reconciling (test)" in caplog.text
+        (site.root / "blocked").unlink()
+        outcome = runner.tick("test again")
+        assert outcome is not None and outcome.built and outcome.ok
+        assert (site.root / "blocked" / "output" / "index.html").is_file()
+    finally:
+        runner.close()
+
+
+def test_a_missing_secret_is_reported_once_with_its_fix_and_the_alert_goes_when_it_is_set(site, monkeypatch):
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+    site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n")
+    due = T0 + timedelta(hours=1)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    readers = subscribe(site, 3)
+    ok(once(site, T0))
+    failed = once(site, due)
+    assert failed.returncode == 1
+    assert "the environment variable PUBLISHER_SECRET is not set" in failed.stderr
+    assert "alert:detained not delivered; retrying at 2026-11-18T17:01:00+04:00" in failed.stderr
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    ok(once(site, due + timedelta(minutes=1)))
+    assert recipients(outbox(site, "alert-*-detained").values()) == sorted(readers)
