@@ -9,7 +9,7 @@ from publisher import redaction
 from publisher.build import load_site, site_files
 from publisher.catalogs import missing_translations
 from publisher.config import load_config
-from publisher.lint import heavy_images, lint, long_subjects
+from publisher.lint import heavy_images, lint_site, long_subjects
 from publisher.problems import EditorError, Problem, sort_key
 from publisher.templates import Templates
 
@@ -30,7 +30,7 @@ def check(root: Path, now: datetime) -> list[Problem]:
         files = dict(site_files(site, templates))
     except EditorError as error:
         return sorted([*problems, *error.problems], key=sort_key)
-    problems += lint(site.entries + site.hidden, config, now, set(files))
+    problems += lint_site(site, set(files))
     problems += heavy_images(files, config)
     problems += long_subjects(files, site.entries, config)
     problems += missing_translations(templates)

@@ -21,6 +21,7 @@ from publisher.content import Entry
 from publisher.images import is_image
 from publisher.problems import Problem
 from publisher.urls import entry_page
+from publisher.website import Site
 
 # Click identifiers and campaign tags that let a mailer or platform follow a reader.
 TRACKING_PARAMETERS = frozenset({
@@ -61,6 +62,13 @@ def lint(entries: Iterable[Entry], config: Config, now: datetime, site_paths: se
     for entry in entries:
         problems += lint_entry(entry, config, now, site_paths)
     return problems
+
+
+def lint_site(site: Site, files: set[str]) -> list[Problem]:
+    """Lint published entries against the built files; drafts and embargoed ones may also link to each other."""
+    config = site.config
+    upcoming = files | {entry_page(e, config) for e in site.hidden}
+    return lint(site.entries, config, site.now, files) + lint(site.hidden, config, site.now, upcoming)
 
 
 def lint_entry(entry: Entry, config: Config, now: datetime, site_paths: set[str]) -> list[Problem]:
@@ -116,9 +124,11 @@ def check_link(url: str, link: Link, config: Config, site_paths: set[str]) -> It
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     own = _own_path(url, config)
-    if link.media and own is None and (scheme or url.startswith("//")):
-        yield (f"media from another host ({parts.hostname or url}): it would be hot-linked and lets that host see "
+    if link.media and own is None and (scheme in ("http", "https") or url.startswith("//")):
+        yield (f"media from another host ({parts.hostname}): it would be hot-linked and lets that host see "
                f"every reader; save the file under content/ instead")
+    elif link.media and own is None and scheme:
+        yield f"media from a '{scheme}:' address, which is never published: save the file under content/ instead"
     if scheme == "http":
         yield f"'http://' link to {parts.hostname}: use https:// so readers are not exposed on the network"
     tracking = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if _is_tracking(key)})
@@ -137,7 +147,7 @@ def body_links(entry: Entry) -> list[Link]:
     lines = entry.body.split("\n")
     definitions = _definitions(lines)
     links: list[Link] = []
-    fence = ""
+    fence, indented = "", False
     for index, raw in enumerate(lines):
         number = entry.body_line + index
         opener = _FENCE.match(raw)
@@ -148,8 +158,10 @@ def body_links(entry: Entry) -> list[Link]:
         if opener:
             fence = opener.group(1)
             continue
-        if raw.startswith(("    ", "\t")) and (index == 0 or not lines[index - 1].strip()):
-            continue  # an indented code block
+        code_line = raw.startswith(("    ", "\t"))
+        indented = code_line and (indented or index == 0 or not lines[index - 1].strip()) or (indented and not raw.strip())
+        if indented:
+            continue  # an indented code block runs on over indented and blank lines
         links += _line_links(_CODE_SPAN.sub(lambda m: " " * len(m.group(0)), raw), number, definitions)
     return links
 

@@ -211,3 +211,24 @@ def test_alert_subject_over_the_limit_with_its_prefix(site):
     assert [w for w in found if w.startswith(f"{path}:{line}: warning: the subject of the email alerts/en/raid is ")
             and "over 80" in w]
     assert not [w for w in found if "the title is" in w]
+
+
+def test_drafts_may_link_to_each_other_but_published_entries_may_not(site):
+    site.entry("2023/next.md", title="Next", summary="Next.", date="2023-08-01T10:00:00+04:00", draft="true")
+    site.entry("2023/plan.md", title="Plan", summary="Plan.", date="2023-08-01T10:00:00+04:00", draft="true",
+               body="See [next](/en/2023/08/next/).")
+    path = write(site, "See [next](/en/2023/08/next/).")
+    found = warnings(site)
+    assert found == [f"{path}:{body_line(site, path, '[next]')}: warning: a link to /en/2023/08/next/, which is not "
+                     f"a page or file of the site"]
+
+
+def test_indented_code_blocks_are_ignored(site):
+    write(site, "Example:\n\n    ![x](https://cdn.example.com/a.png)\n\n    <http://a.example/>\n\nEnd.")
+    assert warnings(site) == []
+
+
+def test_data_images_are_a_warning(site):
+    path = write(site, "Intro.\n\n![dot](data:image/png;base64,iVBORw0KGgo=)\n")
+    assert f"{path}:{body_line(site, path, 'data:')}: warning: media from a 'data:' address, which is never published: " \
+           f"save the file under content/ instead" in warnings(site)
