@@ -167,7 +167,7 @@ def render_page(site: Site, templates: Templates, page: str, lang: str, template
         language_name=language_name,
         direction=text_direction,
         localized_in=config.text,
-        feeds=feeds.discovery(site, lang, tag),
+        feeds=feeds.discovery(site, templates, lang, tag),
         tag=tag,
         now=site.now,
         **context,

@@ -12,7 +12,6 @@ import html
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from functools import lru_cache
 from typing import Iterator
 from urllib.parse import quote
 
@@ -21,7 +20,7 @@ from feedgen.feed import FeedGenerator
 
 from publisher.content import Entry
 from publisher.markup import relink
-from publisher.templates import Templates, translations
+from publisher.templates import Templates
 from publisher.text import clean_text
 from publisher.urls import absolute, entry_page, tag_dir
 from publisher.website import Site
@@ -58,7 +57,7 @@ class Feed:
 def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield every feed of the site in all three formats."""
     rendered: dict[str, str] = {}  # an entry is in several feeds; render it once
-    for feed in feeds_of(site):
+    for feed in feeds_of(site, templates):
         contents = {}
         for entry in feed.entries:
             if entry.id not in rendered:
@@ -69,15 +68,16 @@ def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
         yield feed.path("json"), json_feed(site, feed, contents)
 
 
-def feeds_of(site: Site) -> tuple[Feed, ...]:
+def feeds_of(site: Site, templates: Templates) -> tuple[Feed, ...]:
     """Return every feed with its entries: per language, its alerts, and one per tag in use."""
     feeds: list[Feed] = []
     for lang in site.config.languages:
         entries = site.in_language(lang)
         feeds.append(with_entries(site, language_feed(site, lang), entries))
-        feeds.append(with_entries(site, alerts_feed(site, lang), tuple(e for e in entries if e.type == "alert")))
+        alerts = tuple(e for e in entries if e.type == "alert")
+        feeds.append(with_entries(site, alerts_feed(site, templates, lang), alerts))
         for tag in site.tags(lang):
-            feeds.append(with_entries(site, tag_feed(site, lang, tag), site.with_tag(lang, tag)))
+            feeds.append(with_entries(site, tag_feed(site, templates, lang, tag), site.with_tag(lang, tag)))
     return tuple(feeds)
 
 
@@ -92,15 +92,15 @@ def language_feed(site: Site, lang: str) -> Feed:
     return make_feed(site, lang, f"{lang}/feed", f"{lang}/", "feed", f"{lang}/index.html", site_title(site, lang))
 
 
-def alerts_feed(site: Site, lang: str) -> Feed:
+def alerts_feed(site: Site, templates: Templates, lang: str) -> Feed:
     """Describe the feed of a language's urgent actions."""
-    title = gettext_in(lang, "%(site)s: urgent actions") % {"site": site_title(site, lang)}
+    title = feed_titles(templates, lang).alerts(site_title(site, lang))
     return make_feed(site, lang, f"{lang}/alerts", f"{lang}/", "alerts", f"{lang}/actions/index.html", title)
 
 
-def tag_feed(site: Site, lang: str, tag: str) -> Feed:
+def tag_feed(site: Site, templates: Templates, lang: str, tag: str) -> Feed:
     """Describe the feed of one tag in one language."""
-    title = gettext_in(lang, "%(site)s: %(tag)s") % {"site": site_title(site, lang), "tag": tag}
+    title = feed_titles(templates, lang).tag(site_title(site, lang), tag)
     folder = tag_dir(lang, tag)
     return make_feed(site, lang, f"{lang}/tags/{quote(tag, safe='')}", folder, "feed", folder + "index.html", title)
 
@@ -254,18 +254,17 @@ def json_item(site: Site, entry: Entry, content: str, author: dict) -> dict:
     return item
 
 
-def discovery(site: Site, lang: str, tag: str = "") -> tuple[dict, ...]:
+def discovery(site: Site, templates: Templates, lang: str, tag: str = "") -> tuple[dict, ...]:
     """Return the feeds a page in `lang` advertises: the language's, its alerts, and a tag's."""
-    feeds = [language_feed(site, lang), alerts_feed(site, lang)]
+    feeds = [language_feed(site, lang), alerts_feed(site, templates, lang)]
     if tag:
-        feeds.insert(0, tag_feed(site, lang, tag))
+        feeds.insert(0, tag_feed(site, templates, lang, tag))
     return tuple(
         {"path": feed.path(fmt), "type": FORMATS[fmt], "title": f"{feed.title} ({label})", "lang": lang}
         for feed in feeds for fmt, label in (("atom", "Atom"), ("rss", "RSS"), ("json", "JSON Feed"))
     )
 
 
-@lru_cache(maxsize=None)
-def gettext_in(lang: str, message: str) -> str:
-    """Translate a feed title pattern into `lang` (catalogs are compiled once per message)."""
-    return translations(lang).gettext(message)
+def feed_titles(templates: Templates, lang: str):
+    """Return the macros of _feed_titles.txt in `lang`, so feed titles are translated like any template."""
+    return templates.get("_feed_titles.txt", lang).module
