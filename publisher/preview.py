@@ -293,9 +293,10 @@ def _content_type(rel: str) -> str:
 
 
 def force_scheme(document: str, scheme: str) -> str:
-    """Make the email's dark-mode rules apply (or not) whatever the viewer's system setting is."""
+    """Make the email's light or dark rules apply whatever the viewer's system setting is."""
     def forced(match: re.Match) -> str:
-        return "all" if match.group(1) == scheme else "not all"
+        # Features that are always true or always false keep compound queries ("… and (max-width: 600px)") valid.
+        return "(min-width: 0px)" if match.group(1) == scheme else "(max-width: 0px)"
     return _DARK_QUERY.sub(forced, document)
 
 
@@ -367,7 +368,7 @@ def index_page(snapshot: Snapshot) -> bytes:
     marks = {h.page: h.reason for h in snapshot.hidden}
     sections = []
     for title, folder, suffix in (("Weekly issues", "newsletter/", "issue"), ("Alert emails", "alerts/", "alert")):
-        emails = sorted(p for p in files if p.startswith(folder) and p.endswith(f"/{suffix}.eml"))
+        emails = sorted((p for p in files if p.startswith(folder) and p.endswith(f"/{suffix}.eml")), reverse=True)
         items = "".join(_email_item(p, suffix, files) for p in emails) or "<li>none in this build</li>"
         sections.append(f"<h2>{title}</h2><ul>{items}</ul>")
     if snapshot.hidden:

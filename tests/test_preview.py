@@ -129,6 +129,9 @@ def test_email_viewer_switches_scheme_and_width(site, preview, browser):
     browser.get(emails[0])
     frame = browser.find_element(By.ID, "pv-email")
     assert frame.get_attribute("width") == "600" and "color-scheme: light" in frame.get_attribute("style")
+    browser.switch_to.frame(frame)
+    light = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    browser.switch_to.default_content()
     browser.find_element(By.ID, "pv-dark-375").click()
     frame = browser.find_element(By.ID, "pv-email")
     assert frame.get_attribute("width") == "375" and "color-scheme: dark" in frame.get_attribute("style")
@@ -137,6 +140,7 @@ def test_email_viewer_switches_scheme_and_width(site, preview, browser):
     assert "prefers-color-scheme" not in dark
     browser.switch_to.frame(frame)
     assert browser.find_element(By.TAG_NAME, "body").text.strip()
+    assert browser.execute_script("return getComputedStyle(document.body).backgroundColor") != light
     assert not browser.find_elements(By.TAG_NAME, "script")
     browser.switch_to.default_content()
     assert browser.find_element(By.ID, "pv-text").text.strip()
@@ -179,3 +183,11 @@ def test_adding_a_redacted_name_shows_in_the_open_page(site, preview, browser):
     WebDriverWait(browser, WAIT).until(lambda d: "1 error" in d.find_element(By.ID, "pv-bar").text)
     bar = browser.find_element(By.ID, "pv-bar").text
     assert "content/2023/raid.md:2: a name on the redaction list appears in the field 'title'" in bar
+
+
+def test_forced_scheme_keeps_compound_queries_valid():
+    from publisher.preview import force_scheme
+
+    css = "@media (prefers-color-scheme: dark) and (max-width: 600px) { a {} } @media (prefers-color-scheme:light) {}"
+    assert force_scheme(css, "dark") == "@media (min-width: 0px) and (max-width: 600px) { a {} } @media (max-width: 0px) {}"
+    assert force_scheme(css, "light") == "@media (max-width: 0px) and (max-width: 600px) { a {} } @media (min-width: 0px) {}"
