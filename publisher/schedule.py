@@ -87,6 +87,7 @@ class Runner:
         self.ledger = Ledger(self.config.path("state"))
         self.hasher = SourceHasher()
         self.sources = ""  # the fingerprint of the sources as last loaded
+        self.entries: tuple[Entry, ...] | None = None  # as loaded from those sources
         self.mutex = threading.Lock()  # wake-ups from the watcher and from jobs run one at a time
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.planned: set[str] | None = None
@@ -131,7 +132,9 @@ class Runner:
                 return outcome
             self.deliver(outcome, now, since, entries)
             if any(key.startswith("issue:") for key in outcome.delivered):
-                self.rebuild(outcome, entries, now, state)  # the archive now shows those issues as sent
+                # The sent-issues ledger (a source) changed: show those issues as sent right away.
+                self.sources = self.hasher.fingerprint(self.config)
+                self.rebuild(outcome, entries, now, timetable.publication_state(self.sources, entries, now, slot))
             self.plan(entries, now)
             return outcome
 
@@ -150,15 +153,19 @@ class Runner:
     # -- reading and building ------------------------------------------------------------
 
     def load(self, outcome: Outcome) -> tuple[Entry, ...] | None:
-        """Reload config and entries; on editor errors log them once and return None."""
+        """Reload config and entries (unless no source changed); on editor errors log them once, return None."""
         try:
-            self.config = load_config(self.root)
-            self.sources = self.hasher.fingerprint(self.config)
-            entries = load_entries(self.config)
+            config = load_config(self.root)
+            sources = self.hasher.fingerprint(config)
+            if sources != self.sources or self.entries is None:
+                self.entries = None
+                self.entries = load_entries(config)
+            self.config, self.sources = config, sources
         except EditorError as error:
+            self.sources = ""
             self.report(error.problems, outcome)
             return None
-        return entries
+        return self.entries
 
     def report(self, problems: Sequence[Problem], outcome: Outcome,
                consequence: str = "not published: the last good output stays until they are fixed") -> None:

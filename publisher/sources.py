@@ -53,6 +53,8 @@ class SourceHasher:
 def source_files(config: Config) -> Iterator[tuple[Path, str]]:
     """Yield (path, label) of every file a build reads, in a stable order."""
     yield config.root / CONFIG_NAME, CONFIG_NAME
+    for path in outside_files(config):
+        yield path, f"file:{path}"
     for name in ("content", "templates"):
         folder = config.path(name)
         if not folder.is_dir():
@@ -61,6 +63,17 @@ def source_files(config: Config) -> Iterator[tuple[Path, str]]:
             rel = path.relative_to(folder)
             if path.is_file() and not any(part.startswith(".") for part in rel.parts):
                 yield path, f"{name}/{rel.as_posix()}"
+
+
+def outside_files(config: Config) -> list[Path]:
+    """Return the single files a build reads besides content and templates.
+
+    The redaction list stops a build that names someone on it; the sent-issues ledger
+    decides what the issue pages show (`publisher send` may add to it by hand).
+    """
+    from publisher.issues import ledger_path
+
+    return [config.root / config.lint.redaction_list, ledger_path(config)]
 
 
 def watched_paths(config: Config) -> list[Path]:
@@ -76,7 +89,7 @@ def watched_paths(config: Config) -> list[Path]:
 def is_source(config: Config, path: Path) -> bool:
     """Tell whether a changed path is one a build reads (not output/, state/ or editor backups)."""
     path = path.resolve() if path.is_absolute() else (config.root / path).resolve()
-    if path == (config.root / CONFIG_NAME).resolve():
+    if path == (config.root / CONFIG_NAME).resolve() or path == (config.root / config.lint.redaction_list).resolve():
         return True
     for name in ("content", "templates"):
         folder = config.path(name).resolve()
