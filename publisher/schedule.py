@@ -16,8 +16,8 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +33,8 @@ from publisher import timetable
 from publisher.build import build
 from publisher.config import Config, load_config
 from publisher.content import Entry, load_entries
+from publisher.delivery import send
+from publisher.issues import due_issues, issues_of, read_ledger, record_sent
 from publisher.locking import site_lock
 from publisher.problems import EditorError, Problem
 from publisher.schedule_ledger import Ledger
@@ -241,8 +243,6 @@ class Runner:
 
     def deliver_issues(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
         """Deliver every weekly issue whose slot has come, within the misfire grace; note the ones missed."""
-        from publisher.issues import due_issues, issues_of
-
         grace = timedelta(seconds=self.config.schedule.misfire_grace_seconds)
         site = Site.at(self.config, entries, now)
         for week in sorted({issue.week for issue in due_issues(site, grace)}):
@@ -328,8 +328,6 @@ StopCheck = Callable[[], bool]
 def send_week(config: Config, week: str, entries: tuple[Entry, ...] | None, now: datetime,
               stopping: StopCheck = lambda: False) -> str:
     """Freeze the issues of one week in the sent-issues ledger, then send them; safe to repeat."""
-    from publisher.issues import issues_of, record_sent
-
     if entries is not None:
         # Record before sending: from here on the issues never change, so a resumed run
         # sends the remaining subscribers exactly what the first ones got.
@@ -346,14 +344,11 @@ def send_alert(config: Config, target: str, now: datetime, stopping: StopCheck =
 
 
 def week_recorded(config: Config, week: str) -> bool:
-    from publisher.issues import read_ledger
-
+    """Tell whether some issue of a week is in the sent-issues ledger (frozen, so it can be sent)."""
     return any(record.week == week for record in read_ledger(config))
 
 
 def _sent(config: Config, target: str, now: datetime, stopping: StopCheck) -> str:
-    from publisher.delivery import send
-
     def progress(done: int, total: int) -> None:
         if stopping() and done < total:
             raise Stopping(f"{done} of {total} handled")
