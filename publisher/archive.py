@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -167,7 +168,7 @@ def render_page(site: Site, templates: Templates, page: str, lang: str, template
         language_name=language_name,
         direction=text_direction,
         localized_in=config.text,
-        feeds=feeds.discovery(site, templates, lang, tag),
+        feeds=feeds.discovery(templates, lang, tag),
         tag=tag,
         now=site.now,
         **context,
@@ -212,6 +213,7 @@ def sitemap_urls(site: Site) -> list[dict]:
     return urls
 
 
+@lru_cache(maxsize=None)
 def language_name(code: str) -> str:
     """Return a language's own name for itself, e.g. 'Azərbaycan' for az."""
     locale = babel.Locale.parse(code)

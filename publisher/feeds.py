@@ -12,12 +12,14 @@ import html
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
+from functools import lru_cache
 from typing import Iterator
 from urllib.parse import quote
 
 import lxml.etree
 from feedgen.feed import FeedGenerator
 
+from publisher.config import Config
 from publisher.content import Entry
 from publisher.markup import relink
 from publisher.templates import Templates
@@ -73,11 +75,11 @@ def feeds_of(site: Site, templates: Templates) -> tuple[Feed, ...]:
     feeds: list[Feed] = []
     for lang in site.config.languages:
         entries = site.in_language(lang)
-        feeds.append(with_entries(site, language_feed(site, lang), entries))
+        feeds.append(with_entries(site, language_feed(templates, lang), entries))
         alerts = tuple(e for e in entries if e.type == "alert")
-        feeds.append(with_entries(site, alerts_feed(site, templates, lang), alerts))
+        feeds.append(with_entries(site, alerts_feed(templates, lang), alerts))
         for tag in site.tags(lang):
-            feeds.append(with_entries(site, tag_feed(site, templates, lang, tag), site.with_tag(lang, tag)))
+            feeds.append(with_entries(site, tag_feed(templates, lang, tag), site.with_tag(lang, tag)))
     return tuple(feeds)
 
 
@@ -87,27 +89,29 @@ def with_entries(site: Site, feed: Feed, entries: tuple[Entry, ...]) -> Feed:
     return dataclasses.replace(feed, entries=entries, updated=feed_updated(site, entries))
 
 
-def language_feed(site: Site, lang: str) -> Feed:
+def language_feed(templates: Templates, lang: str) -> Feed:
     """Describe the feed of every entry in a language (entries not yet filled in)."""
-    return make_feed(site, lang, f"{lang}/feed", f"{lang}/", "feed", f"{lang}/index.html", site_title(site, lang))
+    config = templates.config
+    return make_feed(config, lang, f"{lang}/feed", f"{lang}/", "feed", f"{lang}/index.html", site_title(config, lang))
 
 
-def alerts_feed(site: Site, templates: Templates, lang: str) -> Feed:
+def alerts_feed(templates: Templates, lang: str) -> Feed:
     """Describe the feed of a language's urgent actions."""
-    title = feed_titles(templates, lang).alerts(site_title(site, lang))
-    return make_feed(site, lang, f"{lang}/alerts", f"{lang}/", "alerts", f"{lang}/actions/index.html", title)
+    config = templates.config
+    title = feed_titles(templates, lang).alerts(site_title(config, lang))
+    return make_feed(config, lang, f"{lang}/alerts", f"{lang}/", "alerts", f"{lang}/actions/index.html", title)
 
 
-def tag_feed(site: Site, templates: Templates, lang: str, tag: str) -> Feed:
+def tag_feed(templates: Templates, lang: str, tag: str) -> Feed:
     """Describe the feed of one tag in one language."""
-    title = feed_titles(templates, lang).tag(site_title(site, lang), tag)
+    config = templates.config
+    title = feed_titles(templates, lang).tag(site_title(config, lang), tag)
     folder = tag_dir(lang, tag)
-    return make_feed(site, lang, f"{lang}/tags/{quote(tag, safe='')}", folder, "feed", folder + "index.html", title)
+    return make_feed(config, lang, f"{lang}/tags/{quote(tag, safe='')}", folder, "feed", folder + "index.html", title)
 
 
-def make_feed(site: Site, lang: str, specific: str, folder: str, name: str, home: str, title: str) -> Feed:
+def make_feed(config: Config, lang: str, specific: str, folder: str, name: str, home: str, title: str) -> Feed:
     """Describe a feed; its id is a tag URI under the site's authority, unlike any entry id."""
-    config = site.config
     return Feed(
         id=f"tag:{config.tag_authority}:feeds/{specific}",
         lang=lang,
@@ -133,12 +137,12 @@ def authority_date(tag_authority: str) -> datetime:
     return datetime.combine(date(*parts), time(0, 0), tzinfo=timezone.utc)
 
 
-def site_title(site: Site, lang: str) -> str:
-    return site.config.text(site.config.title, lang)
+def site_title(config: Config, lang: str) -> str:
+    return config.text(config.title, lang)
 
 
 def site_author(site: Site, lang: str) -> str:
-    return clean_text(site.config.author or site_title(site, lang))
+    return clean_text(site.config.author or site_title(site.config, lang))
 
 
 def feed_content(site: Site, templates: Templates, entry: Entry) -> str:
@@ -254,11 +258,12 @@ def json_item(site: Site, entry: Entry, content: str, author: dict) -> dict:
     return item
 
 
-def discovery(site: Site, templates: Templates, lang: str, tag: str = "") -> tuple[dict, ...]:
+@lru_cache(maxsize=1024)  # every page of a language advertises the same feeds
+def discovery(templates: Templates, lang: str, tag: str = "") -> tuple[dict, ...]:
     """Return the feeds a page in `lang` advertises: the language's, its alerts, and a tag's."""
-    feeds = [language_feed(site, lang), alerts_feed(site, templates, lang)]
+    feeds = [language_feed(templates, lang), alerts_feed(templates, lang)]
     if tag:
-        feeds.insert(0, tag_feed(site, templates, lang, tag))
+        feeds.insert(0, tag_feed(templates, lang, tag))
     return tuple(
         {"path": feed.path(fmt), "type": FORMATS[fmt], "title": f"{feed.title} ({label})", "lang": lang}
         for feed in feeds for fmt, label in (("atom", "Atom"), ("rss", "RSS"), ("json", "JSON Feed"))
