@@ -12,6 +12,7 @@ from publisher.config import load_config
 from publisher.lint import heavy_images, lint_site, long_subjects
 from publisher.problems import EditorError, Problem, sort_key
 from publisher.templates import Templates
+from publisher.website import Site
 
 
 def check(root: Path, now: datetime) -> list[Problem]:
@@ -27,7 +28,7 @@ def check(root: Path, now: datetime) -> list[Problem]:
     try:
         templates = Templates(config)
         site = load_site(config, templates, now)
-        files = dict(site_files(site, templates))
+        files = built_files(site, templates)
     except EditorError as error:
         return sorted([*problems, *error.problems], key=sort_key)
     problems += lint_site(site, set(files))
@@ -35,3 +36,14 @@ def check(root: Path, now: datetime) -> list[Problem]:
     problems += long_subjects(files, site.entries, config)
     problems += missing_translations(templates)
     return sorted(problems, key=sort_key)
+
+
+def built_files(site: Site, templates: Templates) -> dict[str, bytes]:
+    """Build every file in memory; a content file that claims a generated page is an error, as in build."""
+    files: dict[str, bytes] = {}
+    for path, data in site_files(site, templates):
+        if path in files:
+            raise EditorError([Problem(f"{site.config.content_dir}/{path}", 1,
+                                       "this file would overwrite a generated page; rename or move it")])
+        files[path] = data
+    return files
