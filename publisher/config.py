@@ -356,10 +356,17 @@ class _Reader:
             from sqlalchemy.exc import ArgumentError
 
             try:
-                make_url(s.job_store)
+                url = make_url(s.job_store)
             except ArgumentError:
                 self.problem(("schedule", "job_store"), "'schedule.job_store' must be a database URL such as "
                                                         "sqlite:////var/lib/publisher/jobs.sqlite")
+                return
+            if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+                path = (c.root / url.database).resolve()  # a relative SQLite path is read from the site folder
+                for name in ("output", "content"):
+                    if path.is_relative_to(c.path(name).resolve()):
+                        self.problem(("schedule", "job_store"), f"'schedule.job_store' must be outside {name}/, "
+                                                                "or the scheduler's state would be published")
 
 
 def _required(f: dataclasses.Field) -> bool:

@@ -28,6 +28,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import make_url
 
 from publisher import timetable
 from publisher.build import build
@@ -375,14 +376,23 @@ class SiteScheduler(BackgroundScheduler):
 
 def make_scheduler(config: Config, root: Path) -> SiteScheduler:
     """Return a scheduler on the site's persistent job store (not started)."""
-    url = config.schedule.job_store or f"sqlite:///{config.path('state') / JOBS_NAME}"
     config.path("state").mkdir(parents=True, exist_ok=True)
     return SiteScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=url), "memory": MemoryJobStore()},
+        jobstores={"default": SQLAlchemyJobStore(url=job_store_url(config)), "memory": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(1)},  # one wake-up at a time; the rest wait their turn
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=timezone.utc,
     )
+
+
+def job_store_url(config: Config) -> str:
+    """Return the job store's URL; a relative SQLite path is taken from the site folder, not the working one."""
+    if not config.schedule.job_store:
+        return f"sqlite:///{config.path('state') / JOBS_NAME}"
+    url = make_url(config.schedule.job_store)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(config.root / url.database))  # an absolute path stays as it is
+    return url.render_as_string(hide_password=False)
 
 
 def jobs_settings(config: Config) -> tuple:

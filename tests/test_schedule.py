@@ -622,3 +622,15 @@ def test_a_missing_secret_is_reported_once_with_its_fix_and_the_alert_goes_when_
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     ok(once(site, due + timedelta(minutes=1)))
     assert recipients(outbox(site, "alert-*-detained").values()) == sorted(readers)
+
+
+def test_job_store_setting_is_read_from_the_site_folder_and_never_inside_output(site):
+    site.write("publisher.toml", CONFIG + '\n[schedule]\njob_store = "sqlite:///output/jobs.sqlite"\n')
+    result = once_cli(site, T0)
+    assert result.returncode == 1
+    assert "'schedule.job_store' must be outside output/, or the scheduler's state would be published" in result.stderr
+    site.write("publisher.toml", CONFIG + '\n[schedule]\njob_store = "sqlite:///private/jobs.sqlite"\n')
+    (site.root / "private").mkdir()
+    ok(once(site, T0))
+    assert (site.root / "private" / "jobs.sqlite").is_file()  # relative to the site, whatever the working folder
+    assert not (site.root / "state" / "schedule-jobs.sqlite").exists()
