@@ -72,11 +72,11 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 class Daemon:
     """`publisher schedule` running in the foreground, its log in a file."""
 
-    def __init__(self, site: ScratchSite, log: Path):
+    def __init__(self, site: ScratchSite, log: Path, *args: str):
         self.site = site
         self.log_path = log
         self.log_file = open(log, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "publisher", "schedule"], cwd=site.root,
+        self.process = subprocess.Popen([sys.executable, "-m", "publisher", "schedule", *args], cwd=site.root,
                                         stdout=subprocess.DEVNULL, stderr=self.log_file)
 
     @property
@@ -106,8 +106,8 @@ class Daemon:
 def daemons():
     started: list[Daemon] = []
 
-    def start(site: ScratchSite, log: Path) -> Daemon:
-        daemon = Daemon(site, log)
+    def start(site: ScratchSite, log: Path, *args: str) -> Daemon:
+        daemon = Daemon(site, log, *args)
         started.append(daemon)
         return daemon
 
@@ -634,3 +634,27 @@ def test_job_store_setting_is_read_from_the_site_folder_and_never_inside_output(
     ok(once(site, T0))
     assert (site.root / "private" / "jobs.sqlite").is_file()  # relative to the site, whatever the working folder
     assert not (site.root / "state" / "schedule-jobs.sqlite").exists()
+
+
+def test_real_scheduler_sends_the_slot_missed_while_down_once_and_a_restart_sends_nothing(site, secret, daemons, tmp_path):
+    from publisher.issues import week_of
+
+    baku = ZoneInfo("Asia/Baku")
+    slot = (datetime.now(baku) - timedelta(hours=2)).replace(second=0, microsecond=0)  # passed while "down"
+    weekly = f'[newsletter]\nweekday = "{slot.strftime("%A").lower()}"\ntime = "{slot:%H:%M}"\n'
+    site.write("publisher.toml", CONFIG.replace("[newsletter]\n", weekly) + FAST + "\n[delivery]\nrate = 0\n")
+    site.entry("last-week.md", title="Last week", date=iso(slot - timedelta(days=7)))
+    week = week_of(slot - timedelta(days=7), site.config)
+    readers = subscribe(site, 6)
+    ok(once(site, slot - timedelta(hours=1)))  # the scheduler ran before the slot; then the machine went down
+    first = daemons(site, tmp_path / "first.log")
+    first.wait_for(lambda: deliveries(site).get(f"issue:{week}", (False,))[0], what="the missed issue")
+    assert first.stop() == 0
+    sent = outbox(site, f"weekly-{week}")
+    assert recipients(sent.values()) == sorted(readers)
+    second = daemons(site, tmp_path / "second.log", "--verbose")
+    second.wait_for(lambda: second.log.count("woken: periodic check") >= 2, what="two full checks")
+    assert second.stop() == 0
+    assert "delivered" not in second.log
+    assert outbox(site, f"weekly-{week}") == sent
+    assert deliveries(site)[f"issue:{week}"] == (True, None, 1)
