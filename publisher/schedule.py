@@ -483,8 +483,8 @@ def handle_signals(stop: threading.Event) -> None:
 
     def on_signal(number: int, frame) -> None:
         if stop.is_set():
-            log.warning("second %s: abandoning the current job", signal.Signals(number).name)
-            logging.shutdown()
+            # Not through logging: its lock may be held by the thread this signal interrupted.
+            os.write(2, f"second {signal.Signals(number).name}: abandoning the current job\n".encode())
             os._exit(128 + number)
         stop.set()
 
