@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from functools import lru_cache
@@ -30,6 +31,7 @@ from publisher.website import Site
 GENERATOR = "publisher"  # no version: an upgrade must not change every feed
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM = "{http://www.w3.org/2005/Atom}"
+_FRAGMENT_LINK = re.compile(r'(\shref=")#')
 FORMATS = {
     "atom": "application/atom+xml",
     "rss": "application/rss+xml",
@@ -148,7 +150,10 @@ def site_author(site: Site, lang: str) -> str:
 def feed_content(site: Site, templates: Templates, entry: Entry) -> str:
     """Render an entry's full content for feeds: notices, image, body and action, absolute links."""
     fragment = templates.render("feed_entry.html", entry.lang, entry=entry, body=entry.html, now=site.now)
-    return clean_text(relink(fragment, site.config.base_url)).strip()
+    fragment = relink(fragment, site.config.base_url)
+    # A bare "#fn:1" would resolve against the feed's own URL in a reader: point it at the page.
+    fragment = _FRAGMENT_LINK.sub(lambda m: m.group(1) + entry_url(site, entry) + "#", fragment)
+    return clean_text(fragment).strip()
 
 
 def entry_url(site: Site, entry: Entry) -> str:

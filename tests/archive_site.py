@@ -37,7 +37,7 @@ def populate(site: ScratchSite) -> ScratchSite:
                body="Hesabatın mətni.")
     site.entry("2026/corrected.md", title="Corrected story", date="2026-10-10T10:00:00+04:00",
                updated="2026-10-12T09:00:00+04:00", correction="We fixed the number of people detained.",
-               body="There were 12 people detained.")
+               body="There were 12 people detained.[^1]\n\n[^1]: Counted by lawyers.")
     site.entry("2026/withdrawn.md", title="Withdrawn story", date="2026-10-15T10:00:00+04:00",
                retracted="{date: 2026-10-16T08:00:00+04:00, reason: 'A source was unreliable.'}",
                body="The secret original text that must vanish.")

@@ -174,6 +174,8 @@ def test_categories_and_content_are_complete_and_absolute(built):
     assert [t.term for t in report.tags] == ["police", "полиция"]
     assert f'src="{BASE}images/2026/crowd.png"' in report.content[0].value
     first = entries["tag:news.example.org,2026-09-01:en/first-update"]
+    footnote = entries["tag:news.example.org,2026-10-10:en/corrected"].content[0].value
+    assert f'href="{BASE}en/2026/10/corrected/#fn:1"' in footnote
     assert f'href="{BASE}en/2026/10/pinned-report/"' in first.content[0].value
     assert first.summary == "The first update."
     alert = entries[ALERT_ID].content[0].value
@@ -182,7 +184,7 @@ def test_categories_and_content_are_complete_and_absolute(built):
     for path in feed_files(built):
         text = path.read_text(encoding="utf-8")
         assert "xml:base" not in text
-        assert not re.search(r'(?:href|src)=(?:\\"|"|&quot;)/(?!/)', text), path  # no site-relative link left
+        assert not re.search(r'(?:href|src)=(?:\\"|"|&quot;)[/#](?!/)', text), path  # no relative link left
         assert 'src="http://' not in text
 
 
