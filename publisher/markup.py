@@ -78,7 +78,8 @@ class _LocalLinks(Treeprocessor):
                         child.set("src", src)
 
     def resolve(self, url: str) -> str:
-        url = url.strip()
+        # Autolinked addresses arrive entity-obfuscated behind Markdown's '&' placeholder.
+        url = html.unescape(url.replace(markdown.util.AMP_SUBSTITUTE, "&")).strip()
         parts = urlsplit(url)
         if parts.scheme or url.startswith(("#", "/", "?")) or not url:
             return url

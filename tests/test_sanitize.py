@@ -77,6 +77,17 @@ def test_no_vector_survives_in_any_built_file(site):
     assert checked >= len(VECTORS)
 
 
+@pytest.mark.parametrize("source, href", [
+    ("<team@x.org>", "mailto:team@x.org"),
+    ("<https://x.org/a>", "https://x.org/a"),
+    ("[b](other.md)", "/2017/other.md"),
+    ("[b](../images/x.png)", "/images/x.png"),
+    ("[b](#section)", "#section"),
+])
+def test_links_resolve(source, href):
+    assert f'href="{href}"' in render_markdown(f"See {source}.", "/2017/").html
+
+
 def test_jinja_syntax_in_an_entry_is_text(site):
     site.entry("j.md", title="{{ site.base_url }} {% raw %}", body="{{ 7 * 7 }} and {% if true %}x{% endif %}",
                summary="'{{ config }}'")
