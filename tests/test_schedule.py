@@ -658,3 +658,15 @@ def test_real_scheduler_sends_the_slot_missed_while_down_once_and_a_restart_send
     assert "delivered" not in second.log
     assert outbox(site, f"weekly-{week}") == sent
     assert deliveries(site)[f"issue:{week}"] == (True, None, 1)
+
+
+def test_berlin_spring_change_weekly_slot_at_a_time_that_does_not_exist_goes_out_an_hour_later(site, secret):
+    berlin(site)  # on 2026-03-29 the clocks jump from 02:00 to 03:00: Sunday 02:30 does not happen
+    site.write("publisher.toml", site.root.joinpath("publisher.toml").read_text() + "\n[delivery]\nrate = 0\n")
+    site.entry("march.md", title="March news", date="2026-03-18T10:00:00+01:00")  # week 12
+    subscribe(site, 2)
+    ok(once(site, datetime(2026, 3, 20, tzinfo=UTC)))
+    ok(once(site, datetime(2026, 3, 29, 1, 29, 59, tzinfo=UTC)))  # 02:29:59 CET, a second before the jump
+    assert outbox(site, "weekly-2026-W12") == {}
+    ok(once(site, datetime(2026, 3, 29, 1, 30, tzinfo=UTC)))  # 03:30 CEST
+    assert len(outbox(site, "weekly-2026-W12")) == 2
