@@ -34,6 +34,8 @@ from publisher.templates import Templates
 from publisher.urls import entry_page
 
 PREFIX = "/_preview/"
+# Short debounce so the page follows a save quickly; an empty yield every half second tells us the watcher runs.
+WATCH_OPTIONS = dict(debounce=200, step=50, rust_timeout=500, yield_on_timeout=True, raise_interrupt=False)
 POLL_SECONDS = 25
 WIDTHS = ("600", "375")
 SCHEMES = ("light", "dark")
@@ -87,10 +89,16 @@ class Preview:
         self.clock = clock
         self.log = log
         self.changed = threading.Condition()
+        self.building = threading.Lock()  # two watchers may fire at once; builds must not overtake each other
+        self.watching = threading.Event()
         self.snapshot = Snapshot(0, {}, (), (), None)
 
     def rebuild(self) -> Snapshot:
         """Rebuild from disk; on errors keep the last good files and show the problems."""
+        with self.building:
+            return self._rebuild()
+
+    def _rebuild(self) -> Snapshot:
         now = self.clock()
         problems = tuple(check(self.root, now))
         try:
@@ -125,10 +133,10 @@ class Preview:
         watched = {(self.root / CONFIG_NAME).resolve(), (self.root / config.lint.redaction_list).resolve()}
         parents = sorted({str(p.parent) for p in watched if p.parent.is_dir()})
         files = watchfiles.watch(*parents, watch_filter=lambda _, path: Path(path).resolve() in watched,
-                                 recursive=False, debounce=200, step=50, stop_event=stop, raise_interrupt=False)
+                                 recursive=False, **WATCH_OPTIONS, stop_event=stop)
         threads = [threading.Thread(target=self._follow, args=(files,), daemon=True)]
         if folders:
-            trees = watchfiles.watch(*folders, debounce=200, step=50, stop_event=stop, raise_interrupt=False)
+            trees = watchfiles.watch(*folders, **WATCH_OPTIONS, stop_event=stop)
             threads.append(threading.Thread(target=self._follow, args=(trees,), daemon=True))
         for thread in threads:
             thread.start()
@@ -136,7 +144,10 @@ class Preview:
             thread.join()
 
     def _follow(self, changes) -> None:
-        for _ in changes:
+        for changed in changes:
+            self.watching.set()  # the first (empty) yield shows the watcher is in place
+            if not changed:
+                continue
             try:
                 self.rebuild()
             except Exception as exc:  # a bug must not stop the preview; show it and keep watching
@@ -159,6 +170,7 @@ def serve(root: Path, host: str, port: int, clock: Callable[[], datetime], log: 
     server.preview = preview  # type: ignore[attr-defined]
     stop = threading.Event()
     threading.Thread(target=preview.watch, args=(stop,), daemon=True).start()
+    preview.watching.wait(timeout=10)  # say we are ready only once a save will be seen
     shown = f"[{host}]" if ":" in host else host
     print(f"preview at http://{shown}:{server.server_address[1]}{PREFIX} — nothing is written to output/; "
           f"Ctrl-C stops it", file=log, flush=True)
