@@ -209,7 +209,7 @@ class Runner:
         for delivery in self.ledger.unfinished():
             if self.stopping or (delivery.retry_at and delivery.retry_at > now):
                 continue
-            kind, _, target = delivery.key.partition(":")
+            kind, target = delivery.kind, delivery.target
             if kind == "issue":
                 if entries is None and not week_recorded(self.config, target):
                     continue  # not frozen yet and its issues cannot be read now: wait for a fix
@@ -218,7 +218,7 @@ class Runner:
                 if entries is None:
                     continue  # finding an alert needs the content; wait for a fix
                 send = partial(send_alert, self.config, target, now, self.is_stopping)
-            self.attempt(outcome, delivery.key, kind, now, send)
+            self.attempt(outcome, delivery.key, kind, target, now, send)
 
     def deliver_alerts(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
         """Deliver each new alert once, as soon as it is out.
@@ -231,16 +231,18 @@ class Runner:
         for entry in entries:
             if entry.type != "alert" or not entry.is_published(now) or (entry.date < since and now - entry.date > grace):
                 continue
+            # One delivery per alert and its translations; the id, unlike the slug, is never reused.
+            key = f"alert:{entry.translation_key}"
             target = entry.key or entry.slug  # what `publisher send` finds an alert (and its translations) by
-            key = f"alert:{target}"
             if self.ledger.delivery(key) is not None:
                 continue  # delivered, skipped, or retrying on its own schedule in finish_deliveries
             if entry.retracted or not entry.action_open(now):
                 reason = "retracted" if entry.retracted else "its action closed before it could be sent"
-                self.ledger.skip(key, "alert", now, reason)
+                self.ledger.skip(key, "alert", target, now, reason)
                 log.warning("alert %s not sent: %s", entry.path, reason)
                 continue
-            self.attempt(outcome, key, "alert", now, partial(send_alert, self.config, target, now, self.is_stopping))
+            self.attempt(outcome, key, "alert", target, now,
+                         partial(send_alert, self.config, target, now, self.is_stopping))
 
     def deliver_issues(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, since: datetime) -> None:
         """Deliver every weekly issue whose slot has come, within the misfire grace; note the ones missed."""
@@ -249,19 +251,20 @@ class Runner:
         for week in sorted({issue.week for issue in due_issues(site, grace)}):
             key = f"issue:{week}"
             if self.ledger.delivery(key) is None:
-                self.attempt(outcome, key, "issue", now,
+                self.attempt(outcome, key, "issue", week, now,
                              partial(send_week, self.config, week, entries, now, self.is_stopping))
         for issue in issues_of(site):
             key = f"issue:{issue.week}"
             late = now - issue.publishes
             if not issue.sent and late > grace and issue.publishes >= since and self.ledger.delivery(key) is None:
                 reason = f"missed its slot by {late} (over misfire_grace_seconds); its entries go with a later issue"
-                self.ledger.skip(key, "issue", now, reason)
+                self.ledger.skip(key, "issue", issue.week, now, reason)
                 log.warning("issue %s %s", issue.week, reason)
 
-    def attempt(self, outcome: Outcome, key: str, kind: str, now: datetime, send: Callable[[], str]) -> None:
+    def attempt(self, outcome: Outcome, key: str, kind: str, target: str, now: datetime,
+                send: Callable[[], str]) -> None:
         """Record a delivery as started, run it, and record its end or when to retry."""
-        delivery = self.ledger.start(key, kind, now)
+        delivery = self.ledger.start(key, kind, target, now)
         try:
             summary = send()
         except Stopping as pause:

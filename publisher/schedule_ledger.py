@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS published (
 CREATE TABLE IF NOT EXISTS deliveries (
     key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
     started_at TEXT NOT NULL,
     done_at TEXT,
     skipped TEXT,
@@ -43,10 +44,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 @dataclass(frozen=True)
 class Delivery:
-    """One thing to deliver once: a weekly slot (`weekly:DATE`) or an alert (`alert:ID`)."""
+    """One thing to deliver once: a week's issues (`issue:2026-W47`) or an alert (`alert:KEY`)."""
 
     key: str
     kind: str
+    target: str  # what `publisher send` is given: the week, or the alert's key or slug
     started_at: datetime
     done_at: datetime | None
     skipped: str | None
@@ -101,19 +103,19 @@ class Ledger:
 
     def delivery(self, key: str) -> Delivery | None:
         row = self.db.execute(
-            "SELECT key, kind, started_at, done_at, skipped, attempts, retry_at, last_error FROM deliveries WHERE key = ?",
-            (key,),
+            "SELECT key, kind, target, started_at, done_at, skipped, attempts, retry_at, last_error FROM deliveries "
+            "WHERE key = ?", (key,),
         ).fetchone()
         if row is None:
             return None
-        return Delivery(row[0], row[1], _read(row[2]), _read(row[3]), row[4], row[5], _read(row[6]), row[7])
+        return Delivery(row[0], row[1], row[2], _read(row[3]), _read(row[4]), row[5], row[6], _read(row[7]), row[8])
 
-    def start(self, key: str, kind: str, now: datetime) -> Delivery:
+    def start(self, key: str, kind: str, target: str, now: datetime) -> Delivery:
         """Record that a delivery is under way (before anything is sent) and count the attempt."""
         self.db.execute(
-            "INSERT INTO deliveries (key, kind, started_at, attempts) VALUES (?, ?, ?, 1) "
+            "INSERT INTO deliveries (key, kind, target, started_at, attempts) VALUES (?, ?, ?, ?, 1) "
             "ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1, retry_at = NULL",
-            (key, kind, _iso(now)),
+            (key, kind, target, _iso(now)),
         )
         return self.delivery(key)
 
@@ -121,12 +123,12 @@ class Ledger:
         self.db.execute("UPDATE deliveries SET done_at = ?, retry_at = NULL, last_error = NULL WHERE key = ?",
                         (_iso(now), key))
 
-    def skip(self, key: str, kind: str, now: datetime, reason: str) -> None:
+    def skip(self, key: str, kind: str, target: str, now: datetime, reason: str) -> None:
         """Record that something owed will never be delivered, and why (for the operator to review)."""
         self.db.execute(
-            "INSERT INTO deliveries (key, kind, started_at, done_at, skipped) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO deliveries (key, kind, target, started_at, done_at, skipped) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET done_at = excluded.done_at, skipped = excluded.skipped",
-            (key, kind, _iso(now), _iso(now), reason),
+            (key, kind, target, _iso(now), _iso(now), reason),
         )
 
     def fail(self, key: str, retry_at: datetime, error: str) -> None:

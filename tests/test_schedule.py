@@ -403,9 +403,10 @@ def deliveries(site: ScratchSite) -> dict[str, tuple]:
 def test_alert_goes_out_once_as_soon_as_it_is_published(site, secret):
     site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n")
     site.entry("old-alert.md", title="Old alert", type="alert", date="2026-10-01T10:00:00+04:00", action=ACTION)
-    site.entry("recent.md", title="Recent alert", type="alert", date=iso(T0 - timedelta(hours=1)), action=ACTION)
+    site.entry("recent.md", title="Recent alert", type="alert", date=iso(T0 - timedelta(hours=1)), action=ACTION,
+               key="recent")
     due = T0 + timedelta(hours=1)
-    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)  # no key: by id
     readers = subscribe(site, 9)
     subscribe_weekly_only = ["weekly-only@example.net"]
     from publisher.subscribers import SubscriberList
@@ -414,17 +415,18 @@ def test_alert_goes_out_once_as_soon_as_it_is_published(site, secret):
         subscribers.add(subscribe_weekly_only[0], T0, language="en", lists=("weekly",))
     ok(once(site, T0))
     ok(once(site, due - timedelta(seconds=1)))
-    assert outbox(site, "alert-*-detained") == {}
+    assert outbox(site, "alert-detained") == {}
     result = ok(once(site, due))
-    sent = outbox(site, "alert-*-detained")
+    sent = outbox(site, "alert-tag-*-detained")
     assert recipients(sent.values()) == sorted(readers)  # each once; not the weekly-only reader
-    assert "delivered alert:detained" in result.stderr
+    detained = "alert:tag:news.example.org,2026-11-18:en/detained"  # its id: a slug may be reused, an id never
+    assert f"delivered {detained}" in result.stderr
     ok(once(site, due + timedelta(minutes=1)))
     ok(once(site, due + timedelta(days=1)))
-    assert outbox(site, "alert-*-detained") == sent
-    assert outbox(site, "alert-*-old-alert") == {}  # weeks before the scheduler first ran: history, not news
-    assert recipients(outbox(site, "alert-*-recent").values()) == sorted(readers)  # an hour before: news
-    assert deliveries(site) == {"alert:detained": (True, None, 1), "alert:recent": (True, None, 1)}
+    assert outbox(site, "alert-tag-*-detained") == sent
+    assert outbox(site, "alert-tag-*-old-alert") == {}  # weeks before the scheduler first ran: history, not news
+    assert recipients(outbox(site, "alert-recent").values()) == sorted(readers)  # an hour before: news
+    assert deliveries(site) == {detained: (True, None, 1), "alert:recent": (True, None, 1)}
     assert not any("example.net" in text for text in (result.stderr, result.stdout))  # no address in the log
 
 
@@ -512,7 +514,7 @@ security = "none"
 timeout = 5
 """)
     due = T0 + timedelta(hours=1)
-    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION, key="detained")
     readers = subscribe(site, 5)
     ok(once(site, T0))
     failed = once(site, due)
@@ -548,20 +550,17 @@ def test_stopped_in_the_middle_of_an_alert_delivery_then_restart_delivers_the_re
     readers = subscribe(site, 120)
     ok(once(site, datetime.now(UTC)))  # the site was scheduled before the alert was written
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION, key="detained")
     first = daemons(site, tmp_path / "first.log")
-    first.wait_for(lambda: len(outbox(site, "alert-*-detained")) >= 10, timeout=30, what="sending under way")
+    first.wait_for(lambda: len(outbox(site, "alert-detained")) >= 10, timeout=30, what="sending under way")
     code = first.stop(stop)
     assert code == (0 if stop == signal.SIGTERM else -signal.SIGKILL), first.log
-    assert 10 <= len(outbox(site, "alert-*-detained")) < 120  # stopped mid-delivery
+    assert 10 <= len(outbox(site, "alert-detained")) < 120  # stopped mid-delivery
     second = daemons(site, tmp_path / "second.log")
     second.wait_for(lambda: deliveries(site).get("alert:detained", (False,))[0], timeout=30, what="the rest")
     assert second.stop() == 0
-    assert recipients(outbox(site, "alert-*-detained").values()) == sorted(readers)
-    from publisher.content import load_entries
-
-    alert = next(e for e in load_entries(site.config) if e.slug == "detained")
-    counts = ledger_counts(site.config, f"alert/{alert.id}")
+    assert recipients(outbox(site, "alert-detained").values()) == sorted(readers)
+    counts = ledger_counts(site.config, "alert/detained")
     assert counts == {"sent": 120}, counts
     assert deliveries(site)["alert:detained"] == (True, None, 2)  # started, killed, resumed
 
@@ -612,7 +611,7 @@ def test_a_missing_secret_is_reported_once_with_its_fix_and_the_alert_goes_when_
     monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
     site.write("publisher.toml", CONFIG + "\n[delivery]\nrate = 0\n")
     due = T0 + timedelta(hours=1)
-    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION)
+    site.entry("detained.md", title="Activists detained", type="alert", date=iso(due), action=ACTION, key="detained")
     readers = subscribe(site, 3)
     ok(once(site, T0))
     failed = once(site, due)
@@ -621,7 +620,7 @@ def test_a_missing_secret_is_reported_once_with_its_fix_and_the_alert_goes_when_
     assert "alert:detained not delivered; retrying at 2026-11-18T17:01:00+04:00" in failed.stderr
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     ok(once(site, due + timedelta(minutes=1)))
-    assert recipients(outbox(site, "alert-*-detained").values()) == sorted(readers)
+    assert recipients(outbox(site, "alert-detained").values()) == sorted(readers)
 
 
 def test_job_store_setting_is_read_from_the_site_folder_and_never_inside_output(site):
