@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import feedparser
 import jsonschema
@@ -309,3 +310,16 @@ def test_translations_share_a_key_but_keep_their_own_ids(built):
            for lang in ("en", "az", "ru")}
     assert ids == {"en": [PINNED_ID], "az": ["tag:news.example.org,2026-10-02:az/pinned-report"],
                    "ru": ["tag:news.example.org,2026-10-02:ru/pinned-report"]}
+
+
+def test_every_link_in_a_feed_points_at_a_built_page(built):
+    """Feeds carry absolute links; each one on this site must land on a file the build wrote."""
+    checked = 0
+    for path in feed_files(built):
+        text = path.read_text(encoding="utf-8")
+        for url in set(re.findall(r'https://news\.example\.org/[^"\s<>&\\]*', text)):
+            target = unquote(url[len(BASE):].split("#")[0])
+            target = target + "index.html" if target == "" or target.endswith("/") else target
+            assert (built.output / target).is_file(), (path.name, url)
+            checked += 1
+    assert checked > 50
