@@ -293,9 +293,12 @@ def run_send(args: argparse.Namespace) -> int:
 
 
 def run_serve_subscriptions(args: argparse.Namespace) -> int:
+    import logging
+
     from publisher.config import load_config
     from publisher.subscriptions import serve
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s", stream=sys.stderr)
     config = load_config(args.site)
     serve(config, args.host or config.subscriptions.host, args.port or config.subscriptions.port,
           clock=lambda: datetime.now(timezone.utc))

@@ -257,3 +257,32 @@ def test_the_mailto_unsubscribe_is_honoured_by_the_mail_command(site, secret):
     assert first.returncode == 0 and b"nothing changed" in first.stderr and status_of(site) == "active"
     second = subprocess.run(command, cwd=site.root, input=bytes(reply), capture_output=True, timeout=60)
     assert second.returncode == 0 and status_of(site) == "unsubscribed"
+
+
+def test_serve_subscriptions_listens_on_loopback_and_logs_no_tokens(site, secret):
+    import subprocess
+    import sys
+    import time
+
+    from smtp_sink import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "publisher", "serve-subscriptions", "--port", str(port)],
+                              cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/subscribe", timeout=5) as response:
+                    assert response.status == 200 and b"<form" in response.read()
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.05)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/unsubscribe?token=secret-looking-token.xyz", timeout=5)
+        assert refused.value.code == 400
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert b"GET /unsubscribe 400" in errors and b"secret-looking-token" not in errors
