@@ -181,7 +181,8 @@ def render_not_found(site: Site, templates: Templates) -> bytes:
     lang = site.config.default_language
     stylesheet = dict(static_files(templates)).get(STYLESHEET, b"").decode("utf-8")
     html = templates.render("404.html", lang, stylesheet=stylesheet, site_path=urlsplit(site.config.base_url).path,
-                            language_name=language_name, direction=text_direction, localized_in=site.config.text)
+                            language_name=language_name, direction=text_direction, localized_in=site.config.text,
+                            feeds=feeds.discovery(templates, lang))
     return html.encode("utf-8")
 
 

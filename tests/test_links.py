@@ -136,7 +136,7 @@ def test_the_not_found_page_links_from_the_site_root(built):
     document = lxml.html.fromstring((built.output / SERVED_ANYWHERE).read_bytes())
     found = links(document)
     # No stylesheet to miss: the style is inline; the icon and the links start at the site path.
-    assert found and all(tag == "a" or rel == "icon" for tag, rel, _ in found)
+    assert found and all(tag == "a" or rel in ("icon", "alternate") for tag, rel, _ in found)
     for _, _, url in found:
         assert url.startswith("/")
         assert (built.output / target_file(url.lstrip("/"))).is_file(), url
