@@ -29,10 +29,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from publisher import timetable
 from publisher.build import build
-from publisher.config import Config, load_config
+from publisher.config import CONFIG_NAME, Config, load_config
 from publisher.content import Entry, load_entries
 from publisher.delivery import send
 from publisher.issues import due_issues, issues_of, read_ledger, record_sent
@@ -427,12 +428,35 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def start_paused(config: Config, root: Path) -> SiteScheduler:
+    """Start a scheduler on the job store, paused; set an unreadable default store aside and begin a new one.
+
+    The job store only says when to wake up (the ledger says what is owed), so a fresh one
+    loses nothing: the first check plans every wake-up again.
+    """
+    scheduler = make_scheduler(config, root)
+    try:
+        scheduler.start(paused=True)
+        return scheduler
+    except SQLAlchemyError as exc:
+        store = config.path("state") / JOBS_NAME
+        if config.schedule.job_store or not store.exists():
+            raise EditorError([Problem(CONFIG_NAME, 1, f"cannot open the job store {job_store_url(config)!r}: "
+                                                       f"{getattr(exc, 'orig', exc)}; check [schedule] job_store")])
+        aside = store.with_name(f"{store.name}.unreadable")
+        log.warning("the job store %s cannot be read (%s); set aside as %s and started afresh",
+                    store, getattr(exc, "orig", exc), aside.name)
+        os.replace(store, aside)
+    scheduler = make_scheduler(config, root)
+    scheduler.start(paused=True)
+    return scheduler
+
+
 def run_once(root: Path, now: datetime) -> Outcome:
     """Do whatever is due at `now`, under the site lock, and return; for cron and tests."""
     config = load_config(root)
     with site_lock(config.path("state")):
-        scheduler = make_scheduler(config, root.resolve())
-        scheduler.start(paused=True)
+        scheduler = start_paused(config, root.resolve())
         runner = Runner(root, lambda: now, scheduler)
         try:
             return runner.reconcile(now)
@@ -447,10 +471,9 @@ def serve(root: Path, clock: Clock, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     with site_lock(config.path("state")):
         handle_signals(stop)
-        scheduler = make_scheduler(config, root.resolve())
+        scheduler = start_paused(config, root.resolve())
         runner = Runner(root, clock, scheduler)
         _RUNNERS[str(runner.root)] = runner
-        scheduler.start(paused=True)
         try:
             install_jobs(scheduler, runner.config, runner.root, clock())
             runner.installed = jobs_settings(runner.config)

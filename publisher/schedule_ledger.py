@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from publisher.problems import EditorError, Problem
+
 LEDGER_NAME = "schedule.sqlite"
 
 SCHEMA = """
@@ -69,9 +71,16 @@ class Ledger:
         self.path = state / LEDGER_NAME
         # isolation_level=None: each statement commits at once, so nothing waits in memory.
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            # The ledger says what is owed: never start over without the operator knowing.
+            raise EditorError([Problem(str(self.path), 1, (
+                f"the scheduler's ledger cannot be read ({exc}); restore it from a backup, or move it "
+                "away to start a new one (the send ledger still keeps anyone from getting a message twice)"))]) from None
 
     def close(self) -> None:
         self.db.close()

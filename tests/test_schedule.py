@@ -669,3 +669,17 @@ def test_berlin_spring_change_weekly_slot_at_a_time_that_does_not_exist_goes_out
     assert outbox(site, "weekly-2026-W12") == {}
     ok(once(site, datetime(2026, 3, 29, 1, 30, tzinfo=UTC)))  # 03:30 CEST
     assert len(outbox(site, "weekly-2026-W12")) == 2
+
+
+def test_an_unreadable_job_store_is_set_aside_and_an_unreadable_ledger_is_reported_not_replaced(site):
+    site.entry("a.md", title="A", date="2026-11-01T10:00:00+04:00")
+    state = site.root / "state"
+    site.write("state/schedule-jobs.sqlite", "not a database, whatever happened to it")
+    result = ok(once(site, T0))  # the job store only says when to look: a fresh one loses nothing
+    assert "set aside as schedule-jobs.sqlite.unreadable and started afresh" in result.stderr
+    assert entry_paths(site) == {"a"}
+    site.write("state/schedule.sqlite", "not a database either")
+    result = once_cli(site, T0)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{state / 'schedule.sqlite'}:1: the scheduler's ledger cannot be read" in result.stderr
+    assert (state / "schedule.sqlite").read_text() == "not a database either"
