@@ -26,6 +26,7 @@ from publisher.website import Site
 class BuildResult:
     files: int
     entries: int
+    warnings: int = 0
 
 
 def build(root: Path, now: datetime) -> BuildResult:
@@ -40,7 +41,7 @@ def build(root: Path, now: datetime) -> BuildResult:
         except DuplicatePath as exc:
             path = f"{config.content_dir}/{exc.path}"
             raise EditorError([Problem(path, 1, "this file would overwrite a generated page; rename or move it")])
-    return BuildResult(files=count, entries=len(site.entries))
+    return BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
 
 
 @contextmanager
@@ -72,8 +73,9 @@ def _shown(filename: str, config: Config) -> str:
 
 def load_site(config: Config, templates: Templates, now: datetime) -> Site:
     """Load, check and render every entry; raise EditorError with all problems."""
-    entries = tuple(with_retraction_notice(e, templates) for e in load_rendered(config))
-    return Site.at(config, entries, now)
+    entries, warnings = load_rendered(config)
+    entries = tuple(with_retraction_notice(e, templates) for e in entries)
+    return Site.at(config, entries, now, warnings)
 
 
 def with_retraction_notice(entry: Entry, templates: Templates) -> Entry:

@@ -31,6 +31,7 @@ def check(root: Path, now: datetime) -> list[Problem]:
         files = built_files(site, templates)
     except EditorError as error:
         return sorted([*problems, *error.problems], key=sort_key)
+    problems += site.warnings
     problems += lint_site(site, set(files))
     problems += heavy_images(files, config)
     problems += long_subjects(files, site.entries, config)

@@ -145,7 +145,8 @@ def run_build(args: argparse.Namespace) -> int:
     from publisher.build import build
 
     result = build(args.site, clock(args))
-    print(f"built {result.files} files from {result.entries} published entries", file=sys.stderr)
+    note = f"; {result.warnings} warning(s): run publisher check" if result.warnings else ""
+    print(f"built {result.files} files from {result.entries} published entries{note}", file=sys.stderr)
     return 0
 
 

@@ -38,8 +38,8 @@ Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
 _LOCAL_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(/[^"]*)"')
 
 
-def load_rendered(config: Config) -> tuple[Entry, ...]:
-    """Return every entry with its HTML, oldest first; raise EditorError listing all problems."""
+def load_rendered(config: Config) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
+    """Return every entry with its HTML, oldest first, and the warnings; raise EditorError on errors."""
     sources = read_sources(config)
     salt = fingerprint(config)
     keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + raw, digest_size=20).digest()
@@ -56,7 +56,7 @@ def load_rendered(config: Config) -> tuple[Entry, ...]:
     problems = [p for _, found, _ in results.values() for p in found] + find_collisions(entries, config)
     if any(not p.warning for p in problems):
         raise EditorError(problems)
-    return tuple(sorted(entries, key=lambda e: (e.date, e.path)))
+    return tuple(sorted(entries, key=lambda e: (e.date, e.path))), tuple(problems)
 
 
 def read_sources(config: Config) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ from functools import cached_property
 
 from publisher.config import Config
 from publisher.content import Entry
+from publisher.problems import Problem
 
 
 @dataclass(frozen=True)
@@ -19,13 +20,14 @@ class Site:
     now: datetime
     entries: tuple[Entry, ...]  # published only, newest first
     hidden: tuple[Entry, ...] = field(default=())  # drafts and embargoed, for preview only
+    warnings: tuple[Problem, ...] = field(default=())  # found while reading entries, e.g. unfinished drafts
 
     @classmethod
-    def at(cls, config: Config, entries: tuple[Entry, ...], now: datetime) -> "Site":
+    def at(cls, config: Config, entries: tuple[Entry, ...], now: datetime, warnings: tuple[Problem, ...] = ()) -> "Site":
         """Split entries into those published at `now` and the rest."""
         shown = tuple(sorted((e for e in entries if e.is_published(now)), key=_newest_first))
         hidden = tuple(e for e in entries if not e.is_published(now))
-        return cls(config, now, shown, hidden)
+        return cls(config, now, shown, hidden, warnings)
 
     def in_language(self, lang: str) -> tuple[Entry, ...]:
         return self._by_language.get(lang, ())

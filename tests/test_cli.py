@@ -117,7 +117,8 @@ def test_an_unfinished_draft_warns_but_does_not_block(site):
     rel = site.cli("new", "alert", "Write now", "--now", "2026-11-22T08:00:00Z").stdout.strip()
     result = site.cli("check", "--now", NOW.isoformat())
     assert result.returncode == 0
-    assert f"{rel}:12: warning: draft left out: 'action' needs a 'label', the words on its button" in result.stderr
+    line = (site.root / rel).read_text().splitlines().index("action:") + 1
+    assert f"{rel}:{line}: warning: draft left out: 'action' needs a 'label', the words on its button" in result.stderr
     assert site.cli("check", "--strict", "--now", NOW.isoformat()).returncode == 1
     assert site.cli("build", "--now", NOW.isoformat()).returncode == 0
 
