@@ -117,7 +117,7 @@ class SubscriptionsConfig:
     port: int = field(default=8025, metadata={"doc": "port to listen on"})
     url: str = field(default="", metadata={"doc": "public https URL the app is reached at; default: base_url (so /unsubscribe, /subscribe, /confirm)"})
     confirm_days: int = field(default=7, metadata={"doc": "days a double opt-in confirmation link stays valid"})
-    rate_per_minute: int = field(default=20, metadata={"doc": "requests per minute one client may make"})
+    rate_per_minute: int = field(default=20, metadata={"doc": "requests per minute one client may make that send email or carry a bad token"})
     trust_forwarded: bool = field(default=False, metadata={"doc": "tell clients apart by the web server's X-Forwarded-For (only behind a proxy that sets it)"})
 
 

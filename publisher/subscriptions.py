@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address
@@ -84,17 +85,21 @@ class SubscriptionApp:
             return HTTPStatus.NOT_FOUND, b"Not found", []
         if method not in ("GET", "HEAD", "POST"):
             return HTTPStatus.METHOD_NOT_ALLOWED, b"Method not allowed", [("Allow", "GET, HEAD, POST")]
-        if not self.limiter.allow(self._client(environ), time.monotonic()):
-            return HTTPStatus.TOO_MANY_REQUESTS, b"Too many requests; try again in a minute", [("Retry-After", "60")]
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True, max_num_fields=20).items()}
         form = _form(environ) if method == "POST" else {}
         lang = self._language(environ, query, form)
-        return route(method, query, form, lang)
+        # Only what could be abused is rate-limited: forms that make us send email, and guessing
+        # at tokens. A valid token never is: mail providers send many one-click POSTs from one address.
+        client = self._client(environ)
+        return route(Request(method, query, form, lang, lambda: self.limiter.allow(client, time.monotonic())))
 
-    def unsubscribe(self, method: str, query: dict, form: dict, lang: str):
+    def unsubscribe(self, request: "Request"):
+        method, query, form, lang = request.method, request.query, request.form, request.lang
         token = query.get("token", form.get("token"))
         if token is None:
             if method == "POST" and "address" in form:
+                if not request.allowed():
+                    return TOO_MANY
                 address = _address(form["address"])
                 if address is None:
                     return self.page(HTTPStatus.BAD_REQUEST, "unsubscribe-request", lang, error=True)
@@ -103,7 +108,7 @@ class SubscriptionApp:
             return self.page(HTTPStatus.OK, "unsubscribe-request", lang)
         subscriber_id = read_token(self.secret, UNSUBSCRIBE, token)
         if subscriber_id is None:
-            return self.page(HTTPStatus.BAD_REQUEST, "bad-link", lang)
+            return self.page(HTTPStatus.BAD_REQUEST, "bad-link", lang) if request.allowed() else TOO_MANY
         if method != "POST":
             return self.page(HTTPStatus.OK, "unsubscribe-confirm", lang, token=token)
         # RFC 8058: the POST body is List-Unsubscribe=One-Click; no cookie, no login, no further step.
@@ -111,9 +116,12 @@ class SubscriptionApp:
             subscribers.set_status(subscriber_id, "unsubscribed", self.clock())
         return self.page(HTTPStatus.OK, "unsubscribed", lang)
 
-    def subscribe(self, method: str, query: dict, form: dict, lang: str):
-        if method != "POST":
+    def subscribe(self, request: "Request"):
+        form, lang = request.form, request.lang
+        if request.method != "POST":
             return self.page(HTTPStatus.OK, "subscribe", lang)
+        if not request.allowed():
+            return TOO_MANY
         address = _address(form.get("address", ""))
         chosen = tuple(name for name in LISTS if form.get(name))
         if address is None or not chosen:
@@ -121,12 +129,13 @@ class SubscriptionApp:
         self.worker.submit("subscribe", address, lang, lists=chosen, discreet=bool(form.get("discreet")))
         return self.page(HTTPStatus.OK, "subscribe-requested", lang)
 
-    def confirm(self, method: str, query: dict, form: dict, lang: str):
-        token = query.get("token") or form.get("token") or ""
+    def confirm(self, request: "Request"):
+        lang = request.lang
+        token = request.query.get("token") or request.form.get("token") or ""
         subscriber_id = read_token(self.secret, CONFIRM, token, self.clock())
         if subscriber_id is None:
-            return self.page(HTTPStatus.BAD_REQUEST, "bad-link", lang)
-        if method != "POST":
+            return self.page(HTTPStatus.BAD_REQUEST, "bad-link", lang) if request.allowed() else TOO_MANY
+        if request.method != "POST":
             return self.page(HTTPStatus.OK, "confirm", lang, token=token)
         with SubscriberList(self.config) as subscribers:
             subscribers.set_status(subscriber_id, "active", self.clock())
@@ -150,6 +159,20 @@ class SubscriptionApp:
         if self.config.subscriptions.trust_forwarded and forwarded:
             return forwarded.split(",")[-1].strip()  # the hop our own proxy added; earlier ones can be forged
         return environ.get("REMOTE_ADDR", "")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a route needs of one request; `allowed()` spends one of the client's rate-limited requests."""
+
+    method: str
+    query: dict[str, str]
+    form: dict[str, str]
+    lang: str
+    allowed: Callable[[], bool]
+
+
+TOO_MANY = (HTTPStatus.TOO_MANY_REQUESTS, b"Too many requests; try again in a minute", [("Retry-After", "60")])
 
 
 class RateLimiter:

@@ -190,10 +190,26 @@ def test_a_bad_address_is_refused_without_looking_anything_up(site, app):
     assert outbox(site) == []
 
 
-def test_one_client_is_rate_limited(site, app):
-    codes = [call(app, "GET", "/subscribe", client="198.51.100.7")[0] for _ in range(21)]
+def test_forms_that_send_email_and_token_guesses_are_rate_limited_per_client(site, app):
+    codes = [call(app, "POST", "/subscribe", f"address=r{n}%40example.org&weekly=1", client="198.51.100.7")[0]
+             for n in range(21)]
     assert codes[:20] == [200] * 20 and codes[20] == 429
-    assert call(app, "GET", "/subscribe", client="198.51.100.8")[0] == 200
+    assert call(app, "POST", "/unsubscribe", "address=x%40example.org", client="198.51.100.7")[0] == 429
+    assert call(app, "POST", "/subscribe", "address=y%40example.org&weekly=1", client="198.51.100.8")[0] == 200
+    guesses = [call(app, "POST", f"/unsubscribe?token={'A' * 22}.{n:022d}", client="198.51.100.9")[0] for n in range(21)]
+    assert guesses[:20] == [400] * 20 and guesses[20] == 429
+    app.worker.drain()
+    assert len(outbox(site)) == 21
+
+
+def test_one_click_posts_with_valid_tokens_are_never_rate_limited(site, app, secret):
+    with SubscriberList(site.config) as subscribers:
+        people = [subscribers.add(f"r{n}@example.org", NOW) for n in range(30)]
+    for person in people:  # a mail provider posts for all its users from one address
+        token = make_token(secret, "unsubscribe", person.id)
+        assert call(app, "POST", f"/unsubscribe?token={token}", "List-Unsubscribe=One-Click", client="203.0.113.5")[0] == 200
+    with SubscriberList(site.config) as subscribers:
+        assert subscribers.counts() == {"unsubscribed": 30}
 
 
 def test_the_same_address_gets_at_most_one_email_in_ten_minutes(site, app):
@@ -260,6 +276,8 @@ def test_the_mailto_unsubscribe_is_honoured_by_the_mail_command(site, secret):
 
 
 def test_serve_subscriptions_listens_on_loopback_and_logs_no_tokens(site, secret):
+    import os
+    import select
     import subprocess
     import sys
     import time
@@ -282,7 +300,11 @@ def test_serve_subscriptions_listens_on_loopback_and_logs_no_tokens(site, secret
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/unsubscribe?token=secret-looking-token.xyz", timeout=5)
         assert refused.value.code == 400
+        log = b""
+        while b"GET /unsubscribe 400" not in log and time.monotonic() < deadline:  # logged just after answering
+            if select.select([server.stderr], [], [], 1)[0]:
+                log += os.read(server.stderr.fileno(), 65536)
     finally:
         server.terminate()
-        _, errors = server.communicate(timeout=30)
-    assert b"GET /unsubscribe 400" in errors and b"secret-looking-token" not in errors
+        _, rest = server.communicate(timeout=30)
+    assert b"GET /unsubscribe 400" in log and b"secret-looking-token" not in log + rest
