@@ -374,3 +374,33 @@ def test_an_embargoed_alert_cannot_be_sent(site, secret):
                action="{label: Write now, url: 'https://news.example.org/act/'}")
     result = site.cli("send", "later", "--now", NOW.isoformat(), check=False)
     assert result.returncode == 1 and "embargoed" in result.stderr
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_gets_log_lines(site, secret):
+    import pty
+
+    write_issue(site)
+    subscribe(site, 20)
+    dry = site.cli("send", WEEK, "--dry-run")
+    assert dry.returncode == 0 and "would send 20 via outbox (az 7, en 7, ru 6)" in dry.stderr
+    leader, follower = pty.openpty()
+    try:
+        run = subprocess.run([sys.executable, "-m", "publisher", "send", WEEK], cwd=site.root, env=cli_env(),
+                             stdout=subprocess.DEVNULL, stderr=follower, timeout=120)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal is closed once everything is read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert run.returncode == 0
+    assert b"\r[" + b"#" * 30 + b"] 20/20" in shown and b"progress:" not in shown
+    write_issue(site, week="2026-W48")
+    piped = site.cli("send", "2026-W48")
+    assert "\r" not in piped.stderr and "progress: 20 of 20 handled" in piped.stderr
