@@ -278,6 +278,8 @@ class _FieldReader:
         self.check_dates(date, updated, correction, expires, retracted)
         if not body.strip():
             self.problem(body_line if body_line > 1 else 1, "the body is empty: write the entry below the front matter")
+        for offset, message in too_complex(body):
+            self.problem(body_line + offset, message)
         if kind in ("campaign", "alert") and "action" not in f:
             article = "an" if kind[0] in "aeiou" else "a"
             self.problem(self.at("type"), f"{article} {kind} needs an 'action' (label and url of the call to action)")
@@ -451,6 +453,31 @@ class _FieldReader:
                 self.problem(self.at("id"), "'id' must be a URI such as tag:example.org,2024:en/slug")
             return pinned
         return derive_id(self.config, date, lang, slug) if date else ""
+
+
+MAX_UNMATCHED = 100  # per paragraph; Python-Markdown's inline patterns go quadratic beyond
+MAX_DEPTH = 100
+MAX_BODY = 2_000_000
+
+
+def too_complex(body: str) -> Iterable[tuple[int, str]]:
+    """Find text Markdown would take minutes to render: (line offset, message) for each place."""
+    if len(body) > MAX_BODY:
+        yield 0, f"the body has {len(body):,} characters; split it into entries under {MAX_BODY:,}"
+        return
+    offset = 0
+    for block in body.split("\n\n"):
+        for opener, closer in (("[", "]"), ("(", ")"), ("<", ">")):
+            unmatched = block.count(opener) - block.count(closer)
+            if unmatched > MAX_UNMATCHED:
+                yield offset, (f"this paragraph has {unmatched} unmatched '{opener}', too many to render; "
+                               f"close them or write \\{opener}")
+        for number, line in enumerate(block.split("\n")):
+            depth = len(line) - len(line.lstrip(" >\t"))
+            if depth > MAX_DEPTH:
+                yield offset + number, f"this line is nested {depth} levels deep; at most {MAX_DEPTH} can be rendered"
+                break
+        offset += block.count("\n") + 2
 
 
 def derive_id(config: Config, date: datetime, lang: str, slug: str) -> str:

@@ -89,7 +89,12 @@ def process_file(rel: str, raw: bytes, config: Config) -> Result:
     entry, problems = parse_entry(rel, raw, config)
     if entry is None or entry.retracted:
         return entry, problems, ()  # a retraction's notice is rendered from a template later
-    rendered = render_markdown(entry.body, source_folder(entry, config))
+    try:
+        rendered = render_markdown(entry.body, source_folder(entry, config))
+    except (RecursionError, ValueError, IndexError, KeyError, AttributeError) as exc:
+        # Python-Markdown has no error of its own; whatever it raises is about this text.
+        problem = Problem(rel, entry.body_line, f"this text cannot be rendered ({type(exc).__name__}); simplify its markup")
+        return None, [*problems, problem], ()
     body = images.add_sizes(rendered.html, config)
     digests = FileDigests(config.path("content"))
     depends = tuple((src, digests.of(src)) for src in sorted(set(_LOCAL_IMAGE.findall(body))))

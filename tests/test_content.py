@@ -148,6 +148,23 @@ def test_bad_input_never_raises_anything_but_editor_error(site):
     assert {p.path for p in problems} == {f"content/h{i}.md" for i in range(len(hostile))}
 
 
+@pytest.mark.parametrize("body, line, message", [
+    ("Intro.\n\n" + "[" * 150, 8, "this paragraph has 150 unmatched '[', too many to render; close them or write \\["),
+    ("[x](" * 120, 6, "this paragraph has 120 unmatched '(', too many to render; close them or write \\("),
+    ("ok\n\n" + "<a " * 200, 8, "this paragraph has 200 unmatched '<', too many to render; close them or write \\<"),
+    ("a\n" + ">" * 150 + " deep", 7, "this line is nested 151 levels deep; at most 100 can be rendered"),
+])
+def test_text_markdown_cannot_render_in_time_is_reported(site, body, line, message):
+    site.write("content/slow.md", GOOD.replace("body\n", body + "\n"))
+    assert [(p.line, p.message) for p in site.check() if not p.warning] == [(line, message)]
+
+
+def test_many_well_formed_links_are_fine(site):
+    body = " ".join(f"[a{i}](https://x.org/{i}) (see [{i}])" for i in range(500))
+    site.write("content/links.md", GOOD.replace("body\n", body + "\n"))
+    assert [p for p in site.check() if not p.warning] == []
+
+
 def test_hidden_files_and_backups_are_ignored(site):
     site.write("content/.#draft.md", "junk")
     site.write("content/_notes/x.md", "junk")
