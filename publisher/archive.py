@@ -30,6 +30,7 @@ PAGE_SIZE = 30
 STATIC = "static"
 STYLESHEET = f"{STATIC}/style.css"
 _HEADING = re.compile(r"<(/?)h([1-6])\b")
+_ALIGN = re.compile(r'(<t[dh]\b[^>]*?)\salign="(left|right|center)"')
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
 
 def render_entry(site: Site, templates: Templates, entry: Entry) -> bytes:
     page = entry_page(entry, site.config)
-    body = nest_headings(relink(entry.html, root_prefix(page)))
+    body = align_by_class(nest_headings(relink(entry.html, root_prefix(page))))
     return render_page(site, templates, page, entry.lang, "entry.html", entry=entry,
                        translations=site.translations(entry), body=body)
 
@@ -86,6 +87,11 @@ def nest_headings(fragment: str, top: int = 2) -> str:
         return f"<h{level}"
 
     return _HEADING.sub(renumber, fragment)
+
+
+def align_by_class(fragment: str) -> str:
+    """Turn table cells' align attributes (kept for email clients) into classes: HTML5 made align obsolete."""
+    return _ALIGN.sub(lambda m: f'{m.group(1)} class="align-{m.group(2)}"', fragment)
 
 
 def listing_pages(site: Site, templates: Templates, lang: str,

@@ -27,7 +27,8 @@ def populate(site: ScratchSite) -> ScratchSite:
     site.entry("2026/first-update.md", title="First update", date="2026-09-01T10:00:00+04:00",
                summary="The first update.", tags="[police, baku]",
                body="Intro paragraph.\n\n# A top heading in the body\n\n#### A deep heading\n\n"
-                    "See [the report](/en/2026/10/pinned-report/) and ![a crowd](/images/2026/crowd.png).")
+                    "See [the report](/en/2026/10/pinned-report/) and ![a crowd](/images/2026/crowd.png).\n\n"
+                    "| Place | Count |\n|:--|--:|\n| Baku | 12 |\n")
     site.entry("2026/pinned-report.md", title="Pinned report", date="2026-10-01T10:00:00+04:00",
                id=f'"{PINNED_ID}"', key="report", tags="[police, полиция]", image="/images/2026/crowd.png",
                image_alt="A crowd", body="The report body.")
