@@ -17,7 +17,7 @@ import lxml.etree
 import pytest
 
 from archive_site import ALERT_ID, PINNED_ID, populate
-from conftest import CONFIG, NOW
+from conftest import CONFIG, NOW, REPO, ScratchSite
 
 SCHEMAS = Path(__file__).parent / "schemas"
 BASE = "https://news.example.org/"
@@ -323,3 +323,26 @@ def test_every_link_in_a_feed_points_at_a_built_page(built):
             assert (built.output / target).is_file(), (path.name, url)
             checked += 1
     assert checked > 50
+
+
+def test_the_sample_site_feeds_are_valid(tmp_path):
+    """The repository's own sample content: every feed parses, Atom passes the RFC grammar, JSON its schema."""
+    root = tmp_path / "sample"
+    shutil.copytree(REPO / "content", root / "content")
+    shutil.copy(REPO / "publisher.toml", root / "publisher.toml")
+    sample = ScratchSite(root)
+    sample.build()
+    files = feed_files(sample)
+    assert len(files) > 30
+    for path in files:
+        if path.suffix != ".json":
+            parsed = read_feed(path)
+            assert parsed.bozo == 0 and parsed.entries is not None, (path, parsed.get("bozo_exception"))
+    validator = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "jsonfeed-1.1.schema.json").read_text()))
+    for path in (p for p in files if p.suffix == ".json"):
+        assert not list(validator.iter_errors(json.loads(path.read_text(encoding="utf-8")))), path
+    if shutil.which("jing"):
+        atoms = [str(p) for p in files if p.suffix == ".atom"]
+        result = subprocess.run(["jing", "-c", str(SCHEMAS / "atom.rnc"), *atoms], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
