@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 # A rule gets (stage, recipient or "", how many times this recipient reached this stage) and
 # returns None to go on, an SMTP reply such as "451 4.3.0 try later" to refuse, or DROP.
 DROP = "drop"
+ACCEPT_THEN_DROP = "accept-then-drop"  # keep the message, then die before saying 250: the sender cannot know
 Rule = Callable[[str, str, int], "str | None"]
 
 
@@ -83,7 +84,7 @@ class _Handler:
         reply = self.sink.decide("data", rcpt)
         if reply == DROP:
             return _drop(server)
-        if reply:
+        if reply and reply != ACCEPT_THEN_DROP:
             return reply
         with self.sink.lock:
             for address in envelope.rcpt_tos:
@@ -91,6 +92,8 @@ class _Handler:
             count = len(self.sink.accepted)
         if self.sink.on_accept:
             self.sink.on_accept(count)
+        if reply == ACCEPT_THEN_DROP:
+            return _drop(server)
         return "250 2.0.0 Message accepted for delivery"
 
 

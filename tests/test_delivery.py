@@ -196,6 +196,25 @@ def test_dropped_connections_part_way_are_resumed_without_gaps_or_doubles(site, 
     assert sink.recipients() == Counter({address(n): 1 for n in range(90)})
 
 
+@pytest.mark.parametrize("in_doubt, copies, status", [("resend", 2, "sent"), ("skip", 1, "failed")])
+def test_a_message_accepted_but_never_confirmed_is_in_doubt(site, sink, secret, in_doubt, copies, status):
+    from smtp_sink import ACCEPT_THEN_DROP
+
+    site.write("publisher.toml", smtp_config(sink.port, in_doubt=in_doubt))
+    write_issue(site)
+    subscribe(site, 5)
+    sink.rule = lambda stage, rcpt, times: ACCEPT_THEN_DROP if stage == "data" and rcpt == address(2) and times == 1 else None
+    report = send(site.config, WEEK, NOW)
+    assert report.in_doubt == 1 and report.sent == 5 - (copies == 1)
+    received = sink.recipients()
+    assert received[address(2)] == copies and all(received[address(n)] == 1 for n in (0, 1, 3, 4))
+    assert len({parsed(data)["Message-ID"] for rcpt, data in sink.accepted if rcpt == address(2)}) == 1
+    with sqlite3.connect(site.root / "state/subscribers.sqlite3") as db:
+        row = db.execute("SELECT d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber"
+                         " WHERE s.address = ?", (address(2),)).fetchone()
+    assert row == (status, copies)
+
+
 def test_a_relay_that_is_down_stops_the_run_and_the_next_run_finishes(site, sink, secret):
     from smtp_sink import free_port
 
