@@ -220,7 +220,7 @@ class SubscriberList:
         writer.writerow(CSV_FIELDS)
         count = 0
         for s in self.all():
-            writer.writerow([s.address, s.language, " ".join(s.lists), s.status, "yes" if s.discreet else "no",
+            writer.writerow([_spreadsheet_safe(s.address), s.language, " ".join(s.lists), s.status, "yes" if s.discreet else "no",
                              s.created, s.changed])
             count += 1
         return count
@@ -314,7 +314,7 @@ class SubscriberList:
         return rows, problems
 
     def _csv_row(self, fields: dict[str, str], status: str) -> dict:
-        address = normalise_address(fields.get("address", ""))
+        address = normalise_address(_unescape_cell(fields.get("address", "")))
         lists = re.split(r"[\s,;|]+", fields.get("lists") or " ".join(LISTS))
         discreet = (fields.get("discreet") or "no").lower()
         if discreet not in ("yes", "no", "true", "false", "1", "0"):
@@ -351,6 +351,15 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
     lists = tuple(name for name in LISTS if row[name])
     return Subscriber(row["id"], row["address"], row["language"], lists, row["status"], bool(row["discreet"]),
                       row["created"], row["changed"], row["confirmed"])
+
+
+def _spreadsheet_safe(cell: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula (=1+2@x.org is a valid address)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@") else cell
+
+
+def _unescape_cell(cell: str) -> str:
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in ("=", "+", "-", "@") else cell
 
 
 def _csv_header(record: list[str]) -> list[str] | None:

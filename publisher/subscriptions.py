@@ -85,8 +85,11 @@ class SubscriptionApp:
             return HTTPStatus.NOT_FOUND, b"Not found", []
         if method not in ("GET", "HEAD", "POST"):
             return HTTPStatus.METHOD_NOT_ALLOWED, b"Method not allowed", [("Allow", "GET, HEAD, POST")]
-        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True, max_num_fields=20).items()}
-        form = _form(environ) if method == "POST" else {}
+        try:
+            query = _fields(environ.get("QUERY_STRING", ""))
+            form = _form(environ) if method == "POST" else {}
+        except ValueError:  # too many fields: nothing we serve takes more than a few
+            return HTTPStatus.BAD_REQUEST, b"Bad request", []
         lang = self._language(environ, query, form)
         # Only what could be abused is rate-limited: forms that make us send email, and guessing
         # at tokens. A valid token never is: mail providers send many one-click POSTs from one address.
@@ -316,6 +319,11 @@ def _form(environ: dict) -> dict[str, str]:
     if kind.startswith("multipart/form-data"):
         return _multipart(raw, kind)
     text = raw.decode("utf-8", "replace")
+    return _fields(text)
+
+
+def _fields(text: str) -> dict[str, str]:
+    """Parse url-encoded fields, first value of each; raise ValueError past 20 fields."""
     return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True, max_num_fields=20).items()}
 
 
@@ -327,7 +335,7 @@ def _multipart(raw: bytes, kind: str) -> dict[str, str]:
     for part in message.iter_parts() if message.is_multipart() else ():
         name = part.get_param("name", header="content-disposition")
         if name:
-            fields[name] = part.get_payload(decode=True).decode("utf-8", "replace")
+            fields[name] = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
     return fields
 
 

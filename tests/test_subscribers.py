@@ -112,3 +112,13 @@ def test_cli_reports_a_bad_address_and_a_bad_csv_cleanly(site):
     site.write("bad.csv", "address\nfine@example.org\nbroken\n")
     result = site.cli("subscribers", "import", "bad.csv")
     assert result.returncode == 1 and "bad.csv:3: not an email address" in result.stderr
+
+
+def test_export_quotes_addresses_a_spreadsheet_would_run_as_formulas(site):
+    with SubscriberList(site.config) as subscribers:
+        subscribers.add("=1+2@example.org", NOW)
+        out = io.StringIO()
+        subscribers.export_csv(out)
+        assert "'=1+2@example.org" in out.getvalue()
+        again = site.write("again.csv", out.getvalue())
+        assert subscribers.import_csv(again, NOW) == (0, 1)

@@ -308,3 +308,18 @@ def test_serve_subscriptions_listens_on_loopback_and_logs_no_tokens(site, secret
         server.terminate()
         _, rest = server.communicate(timeout=30)
     assert b"GET /unsubscribe 400" in log and b"secret-looking-token" not in log + rest
+
+
+@pytest.mark.parametrize("method, path, body, content_type", [
+    ("GET", "/unsubscribe?" + "&".join(f"f{n}=x" for n in range(50)), b"", "text/plain"),
+    ("POST", "/subscribe", "&".join(f"f{n}=x" for n in range(50)), "application/x-www-form-urlencoded"),
+    ("POST", "/unsubscribe", b"--B\r\nContent-Disposition: form-data; name=\"address\"\r\nContent-Type: multipart/mixed\r\n\r\n--B--",
+     "multipart/form-data; boundary=B"),
+    ("POST", "/subscribe", b"\xff\xfe\x00garbage=\x00", "application/x-www-form-urlencoded"),
+    ("POST", "/confirm?token=%00%ff", b"x" * 100000, "application/x-www-form-urlencoded"),
+])
+def test_hostile_requests_get_a_plain_4xx_never_an_error(site, app, method, path, body, content_type):
+    code, headers, _ = call(app, method, path, body, content_type)
+    assert 400 <= code < 500 or code == 200
+    app.worker.drain()
+    assert outbox(site) == []
