@@ -100,8 +100,8 @@ class SmtpConfig:
     """The SMTP relay; without a host, messages go to the outbox folder in the state folder."""
 
     host: str = field(default="", metadata={"doc": "relay host name; empty: write messages to state/outbox/ instead"})
-    port: int = field(default=0, metadata={"doc": "relay port; default: 587 for starttls, 465 for tls, 25 for none"})
-    security: str = field(default="starttls", metadata={"doc": "starttls, tls or none (none only to a relay on this machine)"})
+    port: int = field(default=0, metadata={"doc": "relay port; default: 587 for starttls, 465 for tls, 25 for none (and auto to this machine)"})
+    security: str = field(default="auto", metadata={"doc": "auto (starttls to a remote relay, none to one on this machine), starttls, tls or none"})
     username: str = field(default="", metadata={"doc": "login name at the relay; empty: no authentication"})
     password_env: str = field(default="PUBLISHER_SMTP_PASSWORD", metadata={"doc": "environment variable holding the relay password"})
     envelope_from: str = field(default="", metadata={"doc": "envelope sender (where bounces go); default: newsletter.from_address"})
@@ -321,8 +321,8 @@ class _Reader:
         d, s, sub = c.delivery, c.smtp, c.subscriptions
         if d.in_doubt not in ("resend", "skip"):
             self.problem(("delivery", "in_doubt"), "'delivery.in_doubt' must be resend or skip")
-        if s.security not in ("starttls", "tls", "none"):
-            self.problem(("smtp", "security"), "'smtp.security' must be starttls, tls or none")
+        if s.security not in ("auto", "starttls", "tls", "none"):
+            self.problem(("smtp", "security"), "'smtp.security' must be auto, starttls, tls or none")
         for where, port in ((("smtp", "port"), s.port), (("subscriptions", "port"), sub.port)):
             if port > 65535:
                 self.problem(where, f"'{'.'.join(where)}' must be a port number up to 65535")

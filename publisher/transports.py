@@ -184,6 +184,9 @@ def make_transport(config: Config) -> Outbox | Smtp:
     s = config.smtp
     if not s.host:
         return Outbox(config.path("state") / "outbox")
+    # "auto": STARTTLS, required, to a remote relay; plain SMTP to one on this machine, where
+    # traffic never leaves it and a stock local MTA often offers only a self-signed certificate.
+    security = s.security if s.security != "auto" else ("none" if _is_loopback(s.host) else "starttls")
     password = ""
     if s.username:
         password = os.environ.get(s.password_env, "")
@@ -191,11 +194,11 @@ def make_transport(config: Config) -> Outbox | Smtp:
             raise EditorError([Problem("publisher.toml", 1, (
                 f"[smtp] username is set but the environment variable {s.password_env} is empty; "
                 "put the relay password there (never in publisher.toml)"))])
-        if s.security == "none" and not _is_loopback(s.host):
+        if security == "none" and not _is_loopback(s.host):
             raise EditorError([Problem("publisher.toml", 1, (
                 "[smtp] security = \"none\" would send the password in clear to a remote relay; "
                 "use \"starttls\" or \"tls\""))])
-    return Smtp(s.host, s.port or DEFAULT_PORTS[s.security], s.security, s.username, password,
+    return Smtp(s.host, s.port or DEFAULT_PORTS[security], security, s.username, password,
                 s.helo or config.host or "localhost", s.timeout)
 
 

@@ -122,3 +122,20 @@ def test_a_password_is_never_sent_in_clear_to_a_remote_relay(site, secret):
     write_issue(site)
     result = site.cli("send", WEEK)
     assert result.returncode == 1 and "in clear" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_auto_speaks_plain_smtp_to_a_relay_on_this_machine(site, secret, sinks):
+    sink = start(sinks)
+    site.write("publisher.toml", f'{CONFIG}\n[delivery]\nrate = 0\n\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\n')
+    write_issue(site)
+    with SubscriberList(site.config) as subscribers:
+        subscribers.import_csv(subscriber_csv(site, 3), NOW)
+    assert send(site.config, WEEK, NOW).sent == 3
+
+
+def test_auto_requires_starttls_of_a_remote_relay(site):
+    from publisher.transports import make_transport
+
+    site.write("publisher.toml", f'{CONFIG}\n[smtp]\nhost = "smtp.example.org"\n')
+    transport = make_transport(site.config)
+    assert (transport.security, transport.port) == ("starttls", 587)
