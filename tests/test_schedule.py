@@ -83,7 +83,7 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def wait_for(self, predicate, timeout: float = 20.0, what: str = "") -> float:
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "") -> float:
         """Poll until predicate() holds; return the monotonic time it did."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -311,7 +311,7 @@ def test_real_scheduler_rebuilds_when_content_changes(site, daemons, tmp_path):
     daemon = daemons(site, tmp_path / "daemon.log")
     daemon.wait_for(lambda: entry_paths(site) == {"a"}, what="the first build")
     site.entry("b.md", title="B", date="2026-11-02T10:00:00+04:00")
-    daemon.wait_for(lambda: entry_paths(site) == {"a", "b"}, timeout=10, what="the watcher's rebuild")
+    daemon.wait_for(lambda: entry_paths(site) == {"a", "b"}, timeout=20, what="the watcher's rebuild")
     assert daemon.stop(signal.SIGINT) == 0
 
 
