@@ -224,6 +224,9 @@ class BuiltMessage:
         self.config = config
         self.fields = [(name.lower(), raw) for name, raw in _fields(head) if name.lower() != "to"]
         self.sender = parsed["From"].addresses[0].addr_spec
+        list_id = re.search(r"<[^<>\s]+>", str(parsed["List-Id"] or ""))
+        # Clients show the List-Id phrase ("Our Organisation <weekly...>"); discreet copies keep only the id.
+        self.bare_list_id = f"List-Id: {list_id.group(0)}\r\n".encode("ascii", "replace") if list_id else None
         self.https, self.mailto = _unsubscribe_targets(parsed, config)
         self.discreet: dict[str, dict[str, bytes]] = {}
 
@@ -255,6 +258,8 @@ class BuiltMessage:
                 "from": _fold("From", str(Address(display_name=name, addr_spec=self.sender))),
                 "subject": _fold("Subject", self.config.text(n.discreet_subject, lang)),
             }
+            if self.bare_list_id:
+                self.discreet[lang]["list-id"] = self.bare_list_id
         return self.discreet[lang]
 
 
