@@ -40,7 +40,7 @@ from publisher.issues import due_issues, issues_of, read_ledger, record_sent
 from publisher.locking import site_lock
 from publisher.problems import EditorError, Problem
 from publisher.schedule_ledger import Ledger
-from publisher.sources import SourceHasher, is_source, watched_paths
+from publisher.sources import SourceHasher, is_source
 from publisher.website import Site
 
 log = logging.getLogger("publisher.schedule")
@@ -308,7 +308,8 @@ class Runner:
         for job_id, moment in wanted.items():
             if job_id not in self.planned:
                 self.scheduler.add_job(
-                    "publisher.schedule:wake", "date", run_date=moment, id=job_id, args=[str(self.root), job_id],
+                    "publisher.schedule:wake", "date", run_date=moment, id=job_id, name=job_id,
+                    args=[str(self.root), job_id],
                     jobstore="default", misfire_grace_time=None, coalesce=True, replace_existing=True,
                 )
         if wanted.keys() != self.planned:
@@ -414,18 +415,20 @@ def install_jobs(scheduler: SiteScheduler, config: Config, root: Path, now: date
             or stored.misfire_grace_time != grace or stored.args != (str(root), "weekly issue"):
         # Replacing moves next_run_time to the next slot: only do it when the slot itself changed,
         # so a slot missed while the machine was down is still run (coalesced) on restart.
-        scheduler.add_job("publisher.schedule:wake", weekly, id="weekly", args=[str(root), "weekly issue"],
+        scheduler.add_job("publisher.schedule:wake", weekly, id="weekly", name="weekly issue",
+                          args=[str(root), "weekly issue"],
                           jobstore="default", misfire_grace_time=grace, coalesce=True, replace_existing=True)
     scheduler.add_job("publisher.schedule:wake", "interval", seconds=config.schedule.alert_check_seconds,
-                      id="check", args=[str(root), "periodic check"], jobstore="memory",
+                      id="check", name="periodic check", args=[str(root), "periodic check"], jobstore="memory",
                       next_run_time=now, replace_existing=True)
 
 
 def configure_logging(verbose: bool = False) -> None:
     """Log to stderr with timestamps (systemd and containers collect it); quiet APScheduler's routine."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("publisher").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # every raw event, even filtered out
 
 
 def start_paused(config: Config, root: Path) -> SiteScheduler:
@@ -478,7 +481,7 @@ def serve(root: Path, clock: Clock, stop: threading.Event | None = None) -> int:
             install_jobs(scheduler, runner.config, runner.root, clock())
             runner.installed = jobs_settings(runner.config)
             scheduler.resume()
-            watcher = start_watcher(runner, stop) if runner.config.schedule.watch else None
+            watchers = start_watcher(runner, stop) if runner.config.schedule.watch else []
             log.info("scheduling %s: weekly issue %s %s %s; checking every %d s", runner.root,
                      config.newsletter.weekday, config.newsletter.time, config.timezone,
                      config.schedule.alert_check_seconds)
@@ -489,7 +492,7 @@ def serve(root: Path, clock: Clock, stop: threading.Event | None = None) -> int:
                 # Shut down only once no job runs: APScheduler holds its job store lock while it
                 # waits for running jobs, and a running job plans its wake-ups through that store.
                 scheduler.shutdown(wait=True)
-            if watcher:
+            for watcher in watchers:
                 watcher.join(timeout=5)
         finally:
             _RUNNERS.pop(str(runner.root), None)
@@ -518,8 +521,12 @@ def handle_signals(stop: threading.Event) -> None:
         signal.signal(number, on_signal)
 
 
-def start_watcher(runner: Runner, stop: threading.Event) -> threading.Thread:
-    """Wake the runner as soon as a source file changes (inotify through watchfiles)."""
+def start_watcher(runner: Runner, stop: threading.Event) -> list[threading.Thread]:
+    """Wake the runner as soon as a source file changes (inotify through watchfiles).
+
+    Content and templates are watched recursively; the site folder only for its own files
+    (publisher.toml, the redaction list), so a build writing output/ makes no events at all.
+    """
     import watchfiles
 
     config = runner.config
@@ -528,16 +535,20 @@ def start_watcher(runner: Runner, stop: threading.Event) -> threading.Thread:
         def __call__(self, change, path: str) -> bool:
             return super().__call__(change, path) and is_source(config, Path(path))
 
-    def watch() -> None:
+    def watch(paths: list[Path], recursive: bool) -> None:
         try:
-            for _ in watchfiles.watch(*watched_paths(config), watch_filter=SourceFilter(), stop_event=stop,
+            for _ in watchfiles.watch(*paths, watch_filter=SourceFilter(), recursive=recursive, stop_event=stop,
                                       debounce=400, step=100, raise_interrupt=False):
-                runner.scheduler.add_job(wake, "date", run_date=runner.clock(), id="changed",
+                runner.scheduler.add_job(wake, "date", run_date=runner.clock(), id="changed", name="files changed",
                                          args=[str(runner.root), "files changed"], jobstore="memory",
                                          replace_existing=True)
         except Exception:  # no inotify (a container, a limit): the periodic check still sees every change
-            log.warning("cannot watch files; changes are seen by the periodic check", exc_info=True)
+            log.warning("cannot watch %s; changes there are seen by the periodic check",
+                        ", ".join(map(str, paths)), exc_info=True)
 
-    thread = threading.Thread(target=watch, name="publisher-watch", daemon=True)
-    thread.start()
-    return thread
+    folders = [folder for folder in (config.path("content"), config.path("templates")) if folder.is_dir()]
+    threads = [threading.Thread(target=watch, args=(folders, True), name="publisher-watch-sources", daemon=True),
+               threading.Thread(target=watch, args=([config.root], False), name="publisher-watch-site", daemon=True)]
+    for thread in threads[0 if folders else 1:]:
+        thread.start()
+    return [thread for thread in threads if thread.is_alive() or thread.ident]

@@ -76,16 +76,6 @@ def outside_files(config: Config) -> list[Path]:
     return [config.root / config.lint.redaction_list, ledger_path(config)]
 
 
-def watched_paths(config: Config) -> list[Path]:
-    """Return the folders to watch for changes: the site folder and any source folder outside it."""
-    paths = [config.root]
-    for name in ("content", "templates"):
-        folder = config.path(name).resolve()
-        if folder.is_dir() and not folder.is_relative_to(config.root):
-            paths.append(folder)
-    return paths
-
-
 def is_source(config: Config, path: Path) -> bool:
     """Tell whether a changed path is one a build reads (not output/, state/ or editor backups)."""
     path = path.resolve() if path.is_absolute() else (config.root / path).resolve()
