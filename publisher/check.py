@@ -22,7 +22,8 @@ def check(root: Path, now: datetime) -> list[Problem]:
     except EditorError as error:
         return list(error.problems)
     try:
-        problems: list[Problem] = redaction.scan(config)  # independent of the content, so always reported
+        # Names in file names, copied files, config and templates; entries are scanned as they are read.
+        problems: list[Problem] = redaction.scan(config, entries=False)
     except EditorError as error:
         problems = list(error.problems)
     try:
@@ -30,7 +31,7 @@ def check(root: Path, now: datetime) -> list[Problem]:
         site = load_site(config, templates, now)
         files = built_files(site, templates)
     except EditorError as error:
-        return sorted([*problems, *error.problems], key=sort_key)
+        return sorted({*problems, *error.problems}, key=sort_key)  # a damaged list is found by both
     problems += site.warnings
     problems += lint_site(site, set(files))
     problems += heavy_images(files, config)

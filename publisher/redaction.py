@@ -19,9 +19,10 @@ import re
 import secrets
 import tempfile
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from publisher.config import CONFIG_NAME, Config
 from publisher.content import entry_files
@@ -29,7 +30,8 @@ from publisher.problems import EditorError, Problem
 
 # Files whose words are published as text: entries, and files copied as they are or read by the build.
 TEXT_SUFFIXES = {".md", ".txt", ".html", ".htm", ".xml", ".svg", ".csv", ".json", ".css", ".js", ".po"}
-FORMAT = "publisher-redactions 1"  # names the folding below; a change to it needs a new number
+FORMAT = "publisher-redactions 2"  # names the folding below; a change to it needs a new number
+READABLE = ("1", "2")  # format 1 lists have no first-word tags
 MAX_WORDS = 4
 HEADER = (
     "# Names that must never be published, as salted hashes (never write a name here).\n"
@@ -61,19 +63,47 @@ _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 
 @dataclass(frozen=True)
 class RedactionList:
-    """A salt and the hashes of folded names, as read from the list file."""
+    """A salt, the hashes of folded names, and the tags of their first words, as read from the list file.
+
+    A tag is one byte of a salted hash of a name's first word. Scanning needs it: without it every
+    run of up to four words in every spelling would be hashed (about 7,500 hashes per entry), with
+    it only runs whose first word carries a listed tag are. One byte says next to nothing about the
+    word: a wrong guess matches one time in 256.
+    """
 
     salt: bytes
     hashes: frozenset[str]
+    tags: frozenset[str] = frozenset()
+    untagged: bool = False  # a format-1 list: every run must be hashed
+    lines: frozenset[str] = frozenset()  # "hash" or "hash tag", as written
+    seen: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # key -> listed?
 
     def hash(self, key: str) -> str:
         """Return the salted hash of a folded name."""
         return hashlib.blake2b(key.encode(), key=self.salt, person=b"redact", digest_size=32).hexdigest()
 
+    def tag(self, word: str) -> str:
+        """Return the one-byte salted tag of a folded first word."""
+        return hashlib.blake2b(word.encode(), key=self.salt, person=b"redact-tag", digest_size=1).hexdigest()
 
-@dataclass(frozen=True)
-class Word:
-    """A word of a file, folded, with where it starts."""
+    def listed(self, key: str) -> bool:
+        """Tell whether a folded run is on the list; each distinct run is hashed once per build."""
+        if key not in self.seen:
+            self.seen[key] = self.hash(name_key([key])) in self.hashes
+        return self.seen[key]
+
+    def may_start(self, word: Word) -> bool:
+        """Tell whether a listed name of two or more words may start with this word."""
+        if self.untagged:
+            return True
+        found = self.seen.get(("tag",) + word.variants)
+        if found is None:
+            found = self.seen[("tag",) + word.variants] = any(self.tag(v) in self.tags for v in word.variants)
+        return found
+
+
+class Word(NamedTuple):
+    """A word of a file, folded, with where it starts (a tuple: texts have many words)."""
 
     variants: tuple[str, ...]  # the folded word, then the word without a case ending
     line: int
@@ -101,37 +131,44 @@ def words_of(text: str, first_line: int = 1) -> list[Word]:
     for number, line in enumerate(text.split("\n"), first_line):
         line = html.unescape(_INVISIBLE.sub("", line))
         for match in _WORD.finditer(line):
-            folded = fold(match.group(0))
-            if folded:
-                found.append(Word(_variants(folded), number, match.start() + 1))
+            variants = _variants(match.group(0))
+            if variants:
+                found.append(Word(variants, number, match.start() + 1))
     return found
 
 
-def _variants(folded: str) -> tuple[str, ...]:
+@lru_cache(maxsize=200_000)
+def _variants(word: str) -> tuple[str, ...]:
+    """Return a word's folded form and its stems without case endings (texts repeat words)."""
+    folded = fold(word)
+    if not folded:
+        return ()
     stems = [folded[: -len(e)] for e in _ENDINGS if folded.endswith(e) and len(folded) - len(e) >= 3]
     return tuple(dict.fromkeys([folded, *stems]))
 
 
 def find(words: list[Word], redactions: RedactionList) -> Iterator[tuple[Word, int]]:
     """Yield (first word, word count) of every run of words whose folded form is on the list."""
-    listed: dict[str, bool] = {}  # texts repeat words; hash each joined key once
-
-    def hit(key: str) -> bool:
-        if key not in listed:
-            listed[key] = redactions.hash(name_key([key])) in redactions.hashes
-        return listed[key]
-
-    for start in range(len(words)):
-        keys = [""]
-        for count, word in enumerate(words[start: start + MAX_WORDS], 1):
+    for start, first in enumerate(words):
+        if any(redactions.listed(variant) for variant in first.variants):
+            yield first, 1
+            continue
+        if not redactions.may_start(first):
+            continue
+        keys = list(first.variants)
+        for count, word in enumerate(words[start + 1: start + MAX_WORDS], 2):
             keys = [key + variant for key in keys for variant in word.variants]
-            if any(hit(key) for key in keys):
-                yield words[start], count
+            if any(redactions.listed(key) for key in keys):
+                yield first, count
                 break
 
 
-def scan(config: Config) -> list[Problem]:
-    """Return an error for every place a build publishes from where a name on the list appears."""
+def scan(config: Config, entries: bool = True) -> list[Problem]:
+    """Return an error for every place a build publishes from where a name on the list appears.
+
+    With `entries=False` the text of entry files is left to `scan_entry`, which the build runs
+    (cached) as it reads each entry.
+    """
     redactions = load(config)
     if not redactions.hashes:
         return []
@@ -139,25 +176,45 @@ def scan(config: Config) -> list[Problem]:
     problems = []
     for path in _published_files(content):
         rel = path.relative_to(config.root).as_posix()
-        name = path.relative_to(content).as_posix()
-        if any(True for _ in find(words_of(name.replace("/", "\n")), redactions)):
-            problems.append(Problem(rel, 1, "the file name or folder holds a name on the redaction list: rename it"))
+        is_entry = path.suffix == ".md"
+        if is_entry and not entries:
+            continue
+        if is_entry:
+            problems += scan_entry(rel, path.relative_to(content).as_posix(), _read(path), redactions)
+            continue
+        problems += _scan_name(rel, path.relative_to(content).as_posix(), redactions)
         if path.suffix.lower() in TEXT_SUFFIXES:
-            problems += _scan_text(path, rel, redactions, entry=path.suffix == ".md")
+            problems += _scan_text(_read(path), rel, redactions)
     # The site title, description and sender name go into every page and subject; site templates into every page.
-    problems += _scan_text(config.root / CONFIG_NAME, CONFIG_NAME, redactions)
+    problems += _scan_text(_read(config.root / CONFIG_NAME), CONFIG_NAME, redactions)
     templates = config.path("templates")
     for path in sorted(templates.rglob("*")) if templates.is_dir() and templates.is_relative_to(config.root) else ():
         if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
-            problems += _scan_text(path, path.relative_to(config.root).as_posix(), redactions)
+            problems += _scan_text(_read(path), path.relative_to(config.root).as_posix(), redactions)
     return problems
 
 
-def _scan_text(path: Path, rel: str, redactions: RedactionList, entry: bool = False) -> list[Problem]:
+def scan_entry(rel: str, name: str, text: str, redactions: RedactionList) -> list[Problem]:
+    """Return an error for each listed name in an entry file's name or text (`name`: under content/)."""
+    if not redactions.hashes:
+        return []
+    return _scan_name(rel, name, redactions) + _scan_text(text, rel, redactions, entry=True)
+
+
+def _scan_name(rel: str, name: str, redactions: RedactionList) -> list[Problem]:
+    if any(True for _ in find(words_of(name.replace("/", "\n")), redactions)):
+        return [Problem(rel, 1, "the file name or folder holds a name on the redaction list: rename it")]
+    return []
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        return path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
-        return []  # reading the file reports it
+        return ""  # reading the file reports it
+
+
+def _scan_text(text: str, rel: str, redactions: RedactionList, entry: bool = False) -> list[Problem]:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     places = _places(lines) if entry else ["the file"] * len(lines)
     return [Problem(rel, word.line, f"a name on the redaction list appears in {places[word.line - 1]} "
@@ -203,20 +260,24 @@ def load(config: Config) -> RedactionList:
         return RedactionList(b"", frozenset())
     except (OSError, UnicodeDecodeError) as exc:
         raise EditorError([Problem(rel, 1, f"cannot read the redaction list: {exc}")])
-    salt, hashes, problems = b"", set(), []
+    salt, hashes, tags, lines, problems, untagged = b"", set(), set(), set(), [], False
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("format:"):
-            if line.removeprefix("format:").strip() != FORMAT.split()[-1]:
+            version = line.removeprefix("format:").strip()
+            if version not in READABLE:
                 problems.append(Problem(rel, number, f"unknown format; this publisher reads '{FORMAT}'"))
+            untagged = version == "1"
         elif line.startswith("salt:"):
             salt = bytes.fromhex(line.removeprefix("salt:").strip()) if _is_hex(line[5:].strip(), 32) else b""
             if not salt:
                 problems.append(Problem(rel, number, "the salt must be 32 hexadecimal digits"))
-        elif _is_hex(line, 64):
-            hashes.add(line.lower())
+        elif _is_hex(line.split()[0], 64) and (len(line.split()) == 1 or _is_hex(line.split()[-1], 2)):
+            hashes.add(line.split()[0].lower())
+            tags.update(part.lower() for part in line.split()[1:])
+            lines.add(line.lower())
         else:
             problems.append(Problem(rel, number, "not a hash: the list holds only hashes; add names with "
                                                  "`publisher redact add`"))
@@ -224,7 +285,7 @@ def load(config: Config) -> RedactionList:
         problems.append(Problem(rel, 1, "the redaction list has hashes but no 'salt:' line"))
     if problems:
         raise EditorError(problems)
-    return RedactionList(salt, frozenset(hashes))
+    return RedactionList(salt, frozenset(hashes), frozenset(tags), untagged, frozenset(lines))
 
 
 def add(config: Config, name: str) -> int:
@@ -236,11 +297,17 @@ def add(config: Config, name: str) -> int:
         raise EditorError([Problem(config.lint.redaction_list, 1,
                                    f"a name may have at most {MAX_WORDS} words; add its parts separately")])
     redactions = load(config)
-    if not redactions.salt:
-        redactions = RedactionList(secrets.token_bytes(16), redactions.hashes)
-    hashes = redactions.hashes | {redactions.hash(name_key(fold(w) for w in words))}
-    _write(list_path(config), redactions.salt, hashes)
-    return len(hashes)
+    if redactions.untagged and redactions.hashes:
+        raise EditorError([Problem(config.lint.redaction_list, 1, "this list is in format 1; start a new list (the "
+                                   "old hashes cannot be converted without the names) and add every name again")])
+    salt = redactions.salt or secrets.token_bytes(16)
+    redactions = RedactionList(salt, redactions.hashes)
+    folded = [fold(w) for w in words]
+    digest = redactions.hash(name_key(folded))
+    line = digest + (f" {redactions.tag(folded[0])}" if len(folded) > 1 else "")
+    lines = {kept for kept in load(config).lines if kept.split()[0] != digest} | {line}
+    _write(list_path(config), salt, lines)
+    return len(lines)
 
 
 def _write(path: Path, salt: bytes, hashes: Iterable[str]) -> None:
@@ -258,8 +325,8 @@ def _is_hex(text: str, length: int) -> bool:
     return bool(re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", text))
 
 
-def refuse(config: Config) -> None:
+def refuse(config: Config, entries: bool = True) -> None:
     """Raise EditorError if a name on the list appears anywhere a build would publish from."""
-    problems = scan(config)
+    problems = scan(config, entries)
     if problems:
         raise EditorError(problems)

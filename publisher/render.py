@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import unquote
 
-from publisher import images
+from publisher import images, redaction
 from publisher.config import CONFIG_NAME, Config
 from publisher.content import Entry, entry_files, find_collisions, parse_entry
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
+from publisher.redaction import RedactionList
 
 LIBRARIES = ("markdown", "nh3", "pyyaml", "pillow")
 POOL_THRESHOLD = 64  # below this many files to render, a pool costs more than it saves
@@ -41,6 +42,7 @@ _LOCAL_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(/[^"]*)"')
 def load_rendered(config: Config) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
     """Return every entry with its HTML, oldest first, and the warnings; raise EditorError on errors."""
     sources = read_sources(config)
+    redactions = redaction.load(config)
     salt = fingerprint(config)
     keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + raw, digest_size=20).digest()
             for rel, raw in sources.items()}
@@ -48,7 +50,7 @@ def load_rendered(config: Config) -> tuple[tuple[Entry, ...], tuple[Problem, ...
         digests = FileDigests(config.path("content"))
         results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
         missing = [(rel, sources[rel]) for rel in sources if rel not in results]
-        fresh = dict(zip((rel for rel, _ in missing), process_all(missing, config)))
+        fresh = dict(zip((rel for rel, _ in missing), process_all(missing, config, redactions)))
         cache.put({keys[rel]: result for rel, result in fresh.items()})
         cache.retain(keys.values())
     results.update(fresh)
@@ -71,22 +73,24 @@ def read_sources(config: Config) -> dict[str, bytes]:
     return sources
 
 
-def process_all(files: list[tuple[str, bytes]], config: Config) -> list[Result]:
-    """Parse and render files, on every core when there are enough of them."""
+def process_all(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> list[Result]:
+    """Parse, scan and render files, on every core when there are enough of them."""
     if len(files) < POOL_THRESHOLD or (os.cpu_count() or 1) < 2:
-        return [process_file(rel, raw, config) for rel, raw in files]
+        return [process_file(rel, raw, config, redactions) for rel, raw in files]
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     # forkserver, not fork: the scheduler calls this from a process that runs threads.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["publisher.render"])
     with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
-                             initargs=(config,)) as pool:
+                             initargs=(config, redactions)) as pool:
         return [result for chunk in pool.map(_process_chunk, chunks) for result in chunk]
 
 
-def process_file(rel: str, raw: bytes, config: Config) -> Result:
-    """Parse one file and, if it is sound, render its body and give its images their sizes."""
+def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList) -> Result:
+    """Parse one file, look for listed names in it, and if it is sound render its body."""
     entry, problems = parse_entry(rel, raw, config)
+    name = Path(rel).relative_to(config.content_dir).as_posix()
+    problems = problems + redaction.scan_entry(rel, name, raw.decode("utf-8", errors="replace"), redactions)
     if entry is None or entry.retracted:
         return entry, problems, ()  # a retraction's notice is rendered from a template later
     try:
@@ -108,22 +112,24 @@ def source_folder(entry: Entry, config: Config) -> str:
     return "/" if folder == "." else f"/{folder}/"
 
 
-_worker_config: Config | None = None
+_worker: tuple[Config, RedactionList] | None = None
 
 
-def _start_worker(config: Config) -> None:
-    global _worker_config
-    _worker_config = config
+def _start_worker(config: Config, redactions: RedactionList) -> None:
+    global _worker
+    _worker = (config, redactions)
 
 
 def _process_chunk(files: list[tuple[str, bytes]]) -> list[Result]:
-    return [process_file(rel, raw, _worker_config) for rel, raw in files]
+    return [process_file(rel, raw, *_worker) for rel, raw in files]
 
 
 def fingerprint(config: Config) -> bytes:
-    """Hash what every entry's result depends on besides its own bytes."""
+    """Hash what every entry's result depends on besides its own bytes: config, redaction list, code."""
     config_bytes = (config.root / CONFIG_NAME).read_bytes()
-    return hashlib.blake2b(config_bytes + b"\0" + code_version(), digest_size=20).digest()
+    listed = redaction.list_path(config)
+    list_bytes = listed.read_bytes() if listed.is_file() else b""
+    return hashlib.blake2b(config_bytes + b"\0" + list_bytes + b"\0" + code_version(), digest_size=20).digest()
 
 
 @lru_cache(maxsize=1)

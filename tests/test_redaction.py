@@ -144,10 +144,26 @@ def test_the_list_holds_only_a_salt_and_hashes(site):
     add(site.config, SURNAME)  # twice is once
     text = (site.root / "redactions.txt").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == "format: 1" and lines[1].startswith("salt: ") and len(lines) == 4
-    assert all(len(line) == 64 and int(line, 16) >= 0 for line in lines[2:])
+    assert lines[0] == "format: 2" and lines[1].startswith("salt: ") and len(lines) == 4
+    hashes = sorted(line.split() for line in lines[2:])
+    assert sorted(len(h) for h in hashes) == [1, 2]  # the two-word name carries its first word's tag
+    assert all(len(parts[0]) == 64 and int(parts[0], 16) >= 0 for parts in hashes)
+    assert all(len(parts[1]) == 2 and int(parts[1], 16) >= 0 for parts in hashes if len(parts) == 2)
     assert not any(s.lower() in text.lower() for s in SPELLINGS + GIVEN_SPELLINGS)
     assert len(load(site.config).hashes) == 2
+
+
+def test_a_format_1_list_is_still_read_and_scanned(site):
+    add(site.config, f"{GIVEN} {SURNAME}")
+    text = (site.root / "redactions.txt").read_text(encoding="utf-8")
+    old = "\n".join(line.split()[0] if len(line.split()) == 2 and len(line.split()[0]) == 64 else line
+                    for line in text.splitlines()).replace("format: 2", "format: 1")
+    site.write("redactions.txt", old + "\n")
+    assert load(site.config).untagged
+    site.entry("a.md", body=f"We spoke to {GIVEN} {SURNAME} today.")
+    assert any("redaction list" in p.message for p in site.check() if not p.warning)
+    with pytest.raises(EditorError):
+        add(site.config, "Another Person")
 
 
 def test_two_sites_hash_the_same_name_differently(site, tmp_path):
