@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
+DISCREET = "+discreet"  # the message key of a language's discreet twin, e.g. en+discreet
+
+
 @dataclass(frozen=True)
 class Mailing:
     """One thing to send: the weekly issue of a week or one alert, as built .eml bytes per language."""
@@ -134,7 +137,7 @@ def find_mailing(config: Config, target: str, now: datetime) -> Mailing:
     output = config.path("output")
     if WEEK.fullmatch(target):
         found = {lang: output / "newsletter" / lang / target / "issue.eml" for lang in config.languages}
-        messages = {lang: path.read_bytes() for lang, path in found.items() if path.is_file()}
+        messages = _with_discreet_twins({lang: path for lang, path in found.items() if path.is_file()})
         if not messages:
             raise DeliveryError(f"there is no built issue {target} (output/newsletter/LANG/{target}/issue.eml); "
                                 "run `publisher build` first, or check the week")
@@ -161,11 +164,26 @@ def _find_alert(config: Config, target: str, now: datetime) -> Mailing:
     if any(e.retracted for e in group):
         raise DeliveryError(f"the alert {target!r} was retracted; it will not be sent")
     paths = {e.lang: config.path("output") / "alerts" / e.lang / e.slug / "alert.eml" for e in group}
-    messages = {lang: path.read_bytes() for lang, path in paths.items() if path.is_file()}
+    messages = _with_discreet_twins({lang: path for lang, path in paths.items() if path.is_file()})
     if not messages:
         raise DeliveryError(f"the alert {target!r} has no built email (output/alerts/LANG/SLUG/alert.eml); "
                             "run `publisher build` first")
     return Mailing(f"alert/{key}", "alerts", messages)
+
+
+def _with_discreet_twins(paths: dict[str, Path]) -> dict[str, bytes]:
+    """Read each language's message and, beside it, its discreet twin (issue-discreet.eml).
+
+    The twin's preview text, title and masthead are neutral too, which swapped headers alone
+    cannot give: a lock screen shows the preview text.
+    """
+    messages = {}
+    for lang, path in paths.items():
+        messages[lang] = path.read_bytes()
+        twin = path.with_name(f"{path.stem}-discreet{path.suffix}")
+        if twin.is_file():
+            messages[lang + DISCREET] = twin.read_bytes()
+    return messages
 
 
 def send(config: Config, target: str, now: datetime, *, dry_run: bool = False, transport: Transport | None = None,
@@ -327,7 +345,7 @@ class _Run:
             else:
                 self._built(lang, messages).to(subscriber, self._token(subscriber))
                 self.report.queued += 1
-                self.report.languages[lang] += 1
+                self.report.languages[lang.removesuffix(DISCREET)] += 1
         return self.report
 
     def send(self) -> SendReport:
@@ -381,7 +399,7 @@ class _Run:
             self.streak.clear()
             self._mark(subscriber_id, "sent", "")
             self.report.sent += 1
-            self.report.languages[lang] += 1
+            self.report.languages[lang.removesuffix(DISCREET)] += 1
             return
 
     def _give_up(self, subscriber: Subscriber, failure: Transient) -> None:
@@ -477,9 +495,11 @@ class _Run:
             yield self.subscribers.get(row[0])
 
     def _language(self, subscriber: Subscriber, messages: dict[str, bytes]) -> str | None:
+        """Return the message this subscriber gets: their language's, else the default; discreet twin if asked."""
         for lang in (subscriber.language, self.config.default_language):
             if lang in messages:
-                return lang
+                twin = lang + DISCREET
+                return twin if subscriber.discreet and twin in messages else lang
         return None
 
     def _built(self, lang: str, messages: dict[str, bytes]) -> BuiltMessage:
