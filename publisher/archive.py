@@ -30,6 +30,7 @@ PAGE_SIZE = 30
 STATIC = "static"
 STYLESHEET = f"{STATIC}/style.css"
 _HEADING = re.compile(r"<(/?)h([1-6])\b")
+_COLOR_SCHEME = re.compile(r"^\s*color-scheme:[^;]*;\n?", re.M)
 _ALIGN = re.compile(r'(<t[dh]\b[^>]*?)\salign="(left|right|center)"')
 
 
@@ -186,6 +187,9 @@ def render_not_found(site: Site, templates: Templates) -> bytes:
     """Render 404.html: served at any depth, so its style is inline and its links start at the site path."""
     lang = site.config.default_language
     stylesheet = dict(static_files(templates)).get(STYLESHEET, b"").decode("utf-8")
+    # The page's <meta name="color-scheme"> says the same, and the Nu checker's CSS parser
+    # rejects the property inside a <style> element.
+    stylesheet = _COLOR_SCHEME.sub("", stylesheet)
     html = templates.render("404.html", lang, stylesheet=stylesheet, site_path=urlsplit(site.config.base_url).path,
                             language_name=language_name, direction=text_direction, localized_in=site.config.text,
                             feeds=feeds.discovery(templates, lang))
