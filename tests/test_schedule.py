@@ -21,8 +21,9 @@ import pytest
 
 from conftest import CONFIG, ScratchSite, entry_text
 from publisher import timetable
+from publisher.autopublish import Runner
 from publisher.locking import SchedulerBusy
-from publisher.schedule import Runner, run_once
+from publisher.schedule import run_once
 from publisher.schedule_ledger import Ledger
 
 UTC = timezone.utc
