@@ -42,7 +42,7 @@ PLAN_LIMIT = 500  # future wake-ups kept in the job store; the periodic check co
 
 # APScheduler stores a job's function by its textual reference ("module:name"), so a job
 # read back from SQLite cannot carry the runner; it finds the runner of its site here.
-_RUNNERS: dict[str, "Runner"] = {}
+_RUNNERS: dict[str, Runner] = {}
 
 
 def wake(root: str, reason: str) -> None:
@@ -52,9 +52,6 @@ def wake(root: str, reason: str) -> None:
         log.warning("woken for %s (%s) but no scheduler of that site runs here", root, reason)
         return
     runner.tick(reason)
-
-
-# -- the APScheduler side ------------------------------------------------------------------
 
 
 class SiteScheduler(BackgroundScheduler):
