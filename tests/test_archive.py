@@ -11,6 +11,7 @@ import pytest
 
 from archive_site import populate
 from conftest import NOW
+from publisher import archive
 
 BASE = "https://news.example.org/"
 STYLESHEET = Path(__file__).resolve().parent.parent / "templates" / "static" / "style.css"
@@ -226,3 +227,25 @@ def test_colours_meet_wcag_aa_in_light_and_dark():
 def test_the_contrast_check_is_real():
     assert round(contrast("#000000", "#ffffff"), 1) == 21.0
     assert contrast("#777777", "#ffffff") < 4.5
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("<p>x</p>", "<p>x</p>"),
+    ('<h1 id="a">A</h1><h2>B</h2>', '<h2 id="a">A</h2><h3>B</h3>'),
+    ("<h2>A</h2><h4>B</h4><h2>C</h2>", "<h2>A</h2><h3>B</h3><h2>C</h2>"),
+    ("<h4>A</h4><h3>B</h3>", "<h2>A</h2><h2>B</h2>"),  # never below the page's h1 + 1
+    ("<h3>A</h3><h5>B</h5><h6>C</h6>", "<h2>A</h2><h3>B</h3><h4>C</h4>"),
+    ("<header>x</header><h2>A</h2>", "<header>x</header><h2>A</h2>"),  # only heading tags are touched
+])
+def test_nest_headings(body, expected):
+    assert archive.nest_headings(body) == expected
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ('<td align="center">1</td>', '<td class="align-center">1</td>'),
+    ('<th colspan="2" align="right">x</th>', '<th colspan="2" class="align-right">x</th>'),
+    ('<td>1</td>', '<td>1</td>'),
+    ('<p align="center">not a cell</p>', '<p align="center">not a cell</p>'),
+])
+def test_align_by_class(cell, expected):
+    assert archive.align_by_class(cell) == expected
