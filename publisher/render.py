@@ -15,7 +15,9 @@ import os
 import pickle
 import re
 import sqlite3
+import logging
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +31,7 @@ from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
 from publisher.redaction import RedactionList
 
+log = logging.getLogger(__name__)
 LIBRARIES = ("markdown", "nh3", "pyyaml", "pillow")
 POOL_THRESHOLD = 64  # below this many files to render, a pool costs more than it saves
 CHUNK = 16
@@ -81,9 +84,14 @@ def process_all(files: list[tuple[str, bytes]], config: Config, redactions: Reda
     # forkserver, not fork: the scheduler calls this from a process that runs threads.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["publisher.render"])
-    with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
-                             initargs=(config, redactions)) as pool:
-        return [result for chunk in pool.map(_process_chunk, chunks) for result in chunk]
+    try:
+        with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
+                                 initargs=(config, redactions)) as pool:
+            return [result for chunk in pool.map(_process_chunk, chunks) for result in chunk]
+    except (BrokenProcessPool, OSError) as exc:
+        # No pool here (a host without /dev/shm, a main module a worker cannot import): slower, same result.
+        log.warning("rendering in one process: the process pool failed (%s)", exc)
+        return [process_file(rel, raw, config, redactions) for rel, raw in files]
 
 
 def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList) -> Result:
