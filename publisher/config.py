@@ -75,10 +75,10 @@ class LintConfig:
 class ScheduleConfig:
     """`publisher schedule`: publishing on time and delivering the weekly issue and alerts."""
 
-    misfire_grace_seconds: int = field(default=86400, metadata={"doc": "how late a missed weekly slot may still go out (after downtime); later, its entries go with the next issue"})
+    misfire_grace_seconds: int = field(default=86400, metadata={"doc": "how late a missed weekly slot may still go out (after downtime), at most a week; later, its entries go with the next issue"})
     alert_check_seconds: int = field(default=30, metadata={"doc": "seconds between safety checks for due embargoes, alerts and changed files (at most 60)"})
     retry_seconds: int = field(default=60, metadata={"doc": "first wait before retrying a failed delivery; doubles on each failure"})
-    retry_max_seconds: int = field(default=3600, metadata={"doc": "longest wait between delivery retries"})
+    retry_max_seconds: int = field(default=3600, metadata={"doc": "longest wait between delivery retries, at most a day"})
     deliver: bool = field(default=True, metadata={"doc": "false: publish on time but send nothing (deliver by hand with publisher send)"})
     watch: bool = field(default=True, metadata={"doc": "rebuild as soon as a file changes (inotify); polling every alert_check_seconds runs regardless"})
     job_store: str = field(default="", metadata={"doc": "SQLAlchemy URL of APScheduler's job store; default: SQLite in the state folder"})
@@ -349,7 +349,12 @@ class _Reader:
         if s.alert_check_seconds > 60:
             self.problem(("schedule", "alert_check_seconds"), "'schedule.alert_check_seconds' must be at most 60, "
                                                                "or an alert could go out more than a minute late")
-        if s.retry_max_seconds < s.retry_seconds:
+        if s.misfire_grace_seconds > 7 * 86400:
+            self.problem(("schedule", "misfire_grace_seconds"), "'schedule.misfire_grace_seconds' must be at most "
+                                                                 "604800 (a week): by then the next weekly slot has come")
+        if s.retry_max_seconds > 86400:
+            self.problem(("schedule", "retry_max_seconds"), "'schedule.retry_max_seconds' must be at most 86400 (a day)")
+        elif s.retry_max_seconds < s.retry_seconds:
             self.problem(("schedule", "retry_max_seconds"), "'schedule.retry_max_seconds' must not be below 'retry_seconds'")
         if s.job_store:
             from sqlalchemy.engine import make_url

@@ -260,13 +260,17 @@ def test_now_without_once_is_refused(site):
 
 
 def test_schedule_config_is_checked_with_lines(site):
-    site.write("publisher.toml", CONFIG + "\n[schedule]\nalert_check_seconds = 600\nretry_seconds = 0\njob_store = \"::\"\n")
+    site.write("publisher.toml", CONFIG + "\n[schedule]\nalert_check_seconds = 600\nretry_seconds = 0\njob_store = \"::\"\n"
+               "misfire_grace_seconds = 1000000000000\nretry_max_seconds = 1000000000\n")
     first = len((CONFIG + "\n[schedule]").splitlines()) + 1
     result = once_cli(site, T0)
     assert result.returncode == 1
     assert f"publisher.toml:{first}: 'schedule.alert_check_seconds' must be at most 60" in result.stderr
     assert f"publisher.toml:{first + 1}: 'schedule.retry_seconds' must be a positive whole number" in result.stderr
     assert f"publisher.toml:{first + 2}: 'schedule.job_store' must be a database URL" in result.stderr
+    assert f"publisher.toml:{first + 3}: 'schedule.misfire_grace_seconds' must be at most 604800" in result.stderr
+    assert f"publisher.toml:{first + 4}: 'schedule.retry_max_seconds' must be at most 86400" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- the lock ---------------------------------------------------------------------------------
