@@ -67,6 +67,7 @@ class Runner:
         self.mutex = threading.Lock()  # wake-ups from the watcher and from jobs run one at a time
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.stopping = False
+        self.crashed: str | None = None  # the last unexpected error, so its traceback is logged once
 
     def close(self) -> None:
         self.ledger.close()
@@ -85,10 +86,16 @@ class Runner:
         try:
             now = self.clock()
             log.debug("woken: %s at %s", reason, now.isoformat())
-            return self.reconcile(now)
-        except Exception:
-            log.exception("unexpected error while reconciling (%s); the next wake-up tries again", reason)
+            outcome = self.reconcile(now)
+        except Exception as exc:
+            if repr(exc) == self.crashed:  # the traceback was logged already: one line per check is enough
+                log.error("still failing (%s): %r", reason, exc)
+            else:
+                log.exception("unexpected error while reconciling (%s); the next wake-up tries again", reason)
+            self.crashed = repr(exc)
             return None
+        self.crashed = None
+        return outcome
 
     def reconcile(self, now: datetime) -> Outcome:
         """Bring output/ and deliveries up to date with `now`."""

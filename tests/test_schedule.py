@@ -603,7 +603,9 @@ def test_a_failing_job_is_logged_and_the_next_wake_up_recovers(site, caplog):
     try:
         with caplog.at_level(logging.ERROR, logger="publisher.schedule"):
             assert runner.tick("test") is None  # an OSError deep in the build: logged, not raised
+            assert runner.tick("test") is None
         assert "unexpected error while reconciling (test)" in caplog.text
+        assert caplog.text.count("Traceback") == 1 and "still failing (test)" in caplog.text  # not a traceback a check
         (site.root / "blocked").unlink()
         outcome = runner.tick("test again")
         assert outcome is not None and outcome.built and outcome.ok
