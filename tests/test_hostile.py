@@ -81,6 +81,9 @@ def parse_problems(path: Path, data: bytes) -> list[str]:
     elif path.suffix == ".eml":
         message = email.message_from_bytes(data, policy=policy.default)
         problems = [f"defect {d!r}" for d in message.defects]
+        problems += [f"line over 998 octets ({len(line)})" for line in data.split(b"\r\n") if len(line) > 998]
+        problems += ["bare LF: lines must end in CRLF"] * (data.count(b"\n") != data.count(b"\r\n"))
+        problems += [f"unexpected header {name}" for name in message.keys() if name.lower() in ("bcc", "cc", "x-evil")]
         for part in message.walk():
             problems += [f"defect {d!r}" for d in part.defects]
             if not part.is_multipart():
@@ -230,6 +233,11 @@ CORPUS: dict[str, dict] = {
     "publisher.toml missing": {"publisher.toml": None},
     "publisher.toml with a huge integer": {"publisher.toml": CONFIG.replace("[newsletter]", "[feeds]\nlimit = " + "9" * 5000
                                                                           + "\n\n[newsletter]")},
+    "site title with NUL and RTL override": {"publisher.toml": CONFIG.replace('en = "Test Alliance"',
+                                                                             'en = "Test\\u0000 \\u202eAlliance"')},
+    "base_url breaking out of an attribute": {"publisher.toml": CONFIG.replace(
+        'base_url = "https://news.example.org/"', 'base_url = "https://news.example.org/\\"><script>x</script>/"')},
+    "base_url with user:pass": {"publisher.toml": CONFIG.replace('base_url = "https://', 'base_url = "https://u:p@')},
     "publisher.toml with nan": {"publisher.toml": CONFIG.replace("[newsletter]", "[feeds]\nlimit = nan\n\n[newsletter]")},
 }
 
@@ -239,6 +247,10 @@ HEAVY = {"5 MB body", "1 MB line", "200 KB table", "50,000 open emphasis", "mixe
 BUGS = {
     "updated in year 9999": "bug: an 'updated' date the site's time zone cannot hold overflows: OverflowError traceback",
     "publisher.toml with a huge integer": "bug: config.py lets tomllib's ValueError for a 5000-digit integer escape",
+    "site title with NUL and RTL override": "bug: config text is not cleaned: a NUL from publisher.toml reaches "
+                                            "every HTML page's <title>",
+    "base_url breaking out of an attribute": "bug: config accepts a base_url with '\"<>' and relink writes it "
+                                             "unescaped into feed HTML, giving a <script>",
     "huge integer title": "bug: content.py:233 construct_object lets int()'s ValueError (over 4300 digits) escape",
     "date that is a huge integer": "bug: content.parse_date passes 5000 digits to int(): ValueError traceback",
     "date in year 1 UTC": "bug: issues.week_start rejects its own '1-W01' week: ValueError traceback",
@@ -323,6 +335,21 @@ def test_a_failed_build_leaves_the_previous_output_byte_for_byte(site):
         assert site.tree() == before
 
 
+def test_an_unreadable_entry_is_reported_with_its_path(site):
+    site.entry("2023/valid.md", title="A valid entry")
+    locked = site.entry("2023/locked.md", title="Locked")
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("this user (root) can read a chmod 000 file")
+        for command in ("check", "build"):
+            result = site.cli(command, "--now", NOW)
+            assert_clean_outcome(result, command)
+            assert result.returncode == 1 and "content/2023/locked.md:1:" in result.stderr
+    finally:
+        locked.chmod(0o644)
+
+
 @pytest.mark.xfail(strict=True, reason="bug: build.content_files follows a symlink out of content/ and publishes it")
 def test_a_symlink_out_of_content_is_never_published(site):
     site.entry("2023/valid.md", title="A valid entry")
@@ -392,6 +419,29 @@ def hostile_valid(site) -> None:
                'deadline: "2026-12-01T00:00:00+04:00", targets: [{name: "Minister <b>", title: "&amp;", '
                'address: "1 Street ]]>"}], asks: ["Release them </script>"]}'),
         body="Alert body with \u202e override and <iframe src=\"https://evil.example/\"></iframe>."))
+    site.write("content/images/photo.png", png())
+    site.write("content/2026/pictured.md", front(*yaml_fields(
+        title="Pictured\r\nBcc: evil@x.org", type="update", date="2026-11-09T10:00:00+04:00",
+        image="/images/photo.png", image_alt='" onerror="alert(1)" x="', updated="2026-11-13T10:00:00+04:00",
+        correction="Corrected <script>alert(1)</script> ]]>"),
+        body='![" onerror="alert(2)](/images/photo.png "t\" onload=\"x")\n\nSee <https://example.org/a?b=1&c=2>.'))
+    site.write("content/2026/withdrawn.md", front(*yaml_fields(
+        title="Withdrawn", type="update", date="2026-11-09T11:00:00+04:00"),
+        "retracted: {date: '2026-11-12T10:00:00+04:00', reason: \"<script>alert(1)</script> ]]> \\u0007\"}",
+        body="Gone."))
+
+
+def png() -> bytes:
+    """Return a small real PNG with an EXIF block, as a phone would save it."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    Image.new("RGB", (8, 6), (200, 30, 90)).save(buffer, format="PNG", exif=exif)
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -406,6 +456,7 @@ def test_every_output_of_hostile_valid_content_parses_and_is_safe(built_hostile)
     tree = built_hostile.tree()
     assert any(name.endswith(".eml") for name in tree) and any(name.endswith(".atom") for name in tree)
     assert any(name.startswith("alerts/") for name in tree)
+    assert b"PhoneMaker" not in tree["images/photo.png"]  # published without its EXIF
     assert output_problems(built_hostile.output) == []
 
 
