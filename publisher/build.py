@@ -14,7 +14,7 @@ import jinja2
 
 from publisher import archive, images, newsletter, redaction, feeds
 from publisher.config import Config, load_config
-from publisher.content import Entry
+from publisher.content import Entry, escapes
 from publisher.output import DuplicatePath, write_tree
 from publisher.render import load_rendered
 from publisher.problems import EditorError, Problem
@@ -92,10 +92,40 @@ def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
                  newsletter.files(site, templates))
 
 
+# What content/ may publish besides entries: images (their metadata stripped), PDFs and plain
+# text. Anything else is refused: an .html or .svg file runs scripts on the site's own origin,
+# and a stray .csv may be a subscriber list.
+PUBLISHED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt")
+
+
 def content_files(config: Config) -> Iterator[tuple[str, bytes]]:
     """Yield the non-Markdown files under content/ (images, PDFs) at the same relative path."""
+    problems = refused_content_files(config)
+    if problems:
+        raise EditorError(problems)
+    for path, rel in _other_files(config):
+        yield rel.as_posix(), images.publish_file(path, f"{config.content_dir}/{rel.as_posix()}")
+
+
+def refused_content_files(config: Config) -> list[Problem]:
+    """Return a problem for each file under content/ that may not be published."""
+    return [p for p in (refusal(path, rel, config) for path, rel in _other_files(config)) if p]
+
+
+def _other_files(config: Config) -> list[tuple[Path, Path]]:
     content = config.path("content")
-    for path in sorted(content.rglob("*")) if content.is_dir() else ():
-        rel = path.relative_to(content)
-        if path.is_file() and path.suffix != ".md" and not any(p.startswith((".", "_")) for p in rel.parts):
-            yield rel.as_posix(), images.publish_file(path, f"{config.content_dir}/{rel.as_posix()}")
+    found = [(path, path.relative_to(content)) for path in sorted(content.rglob("*"))] if content.is_dir() else []
+    return [(path, rel) for path, rel in found if path.suffix != ".md" and (path.is_file() or path.is_symlink())
+            and not any(part.startswith((".", "_")) for part in rel.parts)]
+
+
+def refusal(path: Path, rel: Path, config: Config) -> Problem | None:
+    """Say why a file under content/ may not be published, or return None."""
+    shown = f"{config.content_dir}/{rel.as_posix()}"
+    if escapes(path, config.path("content")):
+        return Problem(shown, 1, "this is a link to a file outside content/; copy the file in if it is meant to be published")
+    if path.suffix.lower() not in PUBLISHED_SUFFIXES:
+        kind = f"'{path.suffix}' files" if path.suffix else "files without an extension"
+        return Problem(shown, 1, f"{kind} are not published (only {' '.join(PUBLISHED_SUFFIXES)}); "
+                                 "move it out of content/")
+    return None

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher import redaction
-from publisher.build import load_site, site_files
+from publisher.build import load_site, refused_content_files, site_files
 from publisher.catalogs import missing_translations
 from publisher.config import load_config
 from publisher.lint import heavy_images, lint_site, long_subjects
@@ -21,11 +21,12 @@ def check(root: Path, now: datetime) -> list[Problem]:
         config = load_config(root)
     except EditorError as error:
         return list(error.problems)
+    problems: list[Problem] = refused_content_files(config)
     try:
         # Names in file names, copied files, config and templates; entries are scanned as they are read.
-        problems: list[Problem] = redaction.scan(config, entries=False)
+        problems += redaction.scan(config, entries=False)
     except EditorError as error:
-        problems = list(error.problems)
+        problems += error.problems
     try:
         templates = Templates(config)
         site = load_site(config, templates, now)

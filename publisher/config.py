@@ -181,9 +181,11 @@ def load_config(root: Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise EditorError([Problem(rel, 1, f"cannot read the file: {exc}")])
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise EditorError([Problem(rel, _toml_error_line(exc), f"TOML syntax error: {_toml_error_text(exc)}")])
+    except ValueError as exc:  # tomllib lets int()'s limit on very long numbers through
+        raise EditorError([Problem(rel, 1, f"a value cannot be read ({exc})")])
     reader = _Reader(rel, _key_lines(text))
     config = reader.read(data, root.resolve())
     if reader.problems:

@@ -15,6 +15,7 @@ import yaml
 from publisher.config import Config
 from publisher.problems import EditorError, Problem
 from publisher.text import clean_text
+from publisher.tracking import strip_tracking
 
 TYPES = ("update", "campaign", "alert")
 REQUIRED = ("title", "type", "date")
@@ -44,10 +45,11 @@ class Action:
     """The call to action of a campaign or alert."""
 
     label: str
-    url: str
+    url: str  # as published: tracking parameters removed
     deadline: datetime | None = None
     targets: tuple[Target, ...] = ()
     asks: tuple[str, ...] = ()
+    written_url: str = ""  # as the editor wrote it, for the lint to name what was removed
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,14 @@ def load_entries(config: Config) -> tuple[Entry, ...]:
     if any(not p.warning for p in problems):
         raise EditorError(problems)
     return tuple(sorted(entries, key=lambda e: (e.date, e.path)))
+
+
+def escapes(path: Path, content: Path) -> bool:
+    """Tell whether a path under content/ leads outside it (through a symbolic link) or nowhere."""
+    try:
+        return not path.resolve(strict=True).is_relative_to(content.resolve())
+    except (OSError, RuntimeError):  # a dangling link or a loop
+        return True
 
 
 def entry_files(content: Path) -> list[Path]:
@@ -246,6 +256,9 @@ class _FieldReader:
         except RecursionError:
             self.problem(1, "the front matter is nested too deeply to read")
             return None
+        except (ValueError, OverflowError) as exc:  # e.g. a number of 5,000 digits
+            self.problem(1, f"the front matter holds a value that cannot be read ({exc})")
+            return None
         finally:
             loader.dispose()
 
@@ -333,8 +346,8 @@ class _FieldReader:
             return None
         parsed = parse_date(str(value), self.config) if isinstance(value, str) else None
         if parsed is None:
-            self.problem(line, f"'{name}': cannot read {str(value)!r} as a date; "
-                               f"use ISO 8601 such as 2017-09-25T10:00:00+04:00")
+            self.problem(line, f"'{name}': cannot read {str(value)[:40]!r} as a date; use ISO 8601 "
+                               f"such as 2017-09-25T10:00:00+04:00, in the years {MIN_YEAR} to {MAX_YEAR}")
         return parsed
 
     def lang(self, f: dict, file_lang: str) -> str:
@@ -381,7 +394,8 @@ class _FieldReader:
             self.problem(line, "'action.url' must be an https:// or mailto: address")
             url = ""
         deadline = self.date(value, "action.deadline", line, value.get("deadline"))
-        return Action(label=label, url=clean_text(url).strip(), deadline=deadline,
+        url = clean_text(url).strip()
+        return Action(label=label, url=strip_tracking(url), written_url=url, deadline=deadline,
                       targets=self.targets(value.get("targets"), line), asks=self.asks(value.get("asks"), line))
 
     def targets(self, value: Any, line: int) -> tuple[Target, ...]:
@@ -487,6 +501,9 @@ def derive_id(config: Config, date: datetime, lang: str, slug: str) -> str:
     return f"tag:{authority},{day}:{lang}/{slug}"
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
 def parse_date(text: str, config: Config) -> datetime | None:
     """Read ISO 8601; a time without an offset is in the site's time zone."""
     text = text.strip()
@@ -496,6 +513,8 @@ def parse_date(text: str, config: Config) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        return None  # the time zone arithmetic of years 1 and 9999 overflows
     if value.tzinfo is None:
         value = value.replace(tzinfo=config.tz)
     return value

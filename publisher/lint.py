@@ -20,18 +20,10 @@ from publisher.config import Config
 from publisher.content import Entry
 from publisher.images import is_image
 from publisher.problems import Problem
+from publisher.tracking import is_tracking
 from publisher.urls import entry_page
 from publisher.website import Site
 
-# Click identifiers and campaign tags that let a mailer or platform follow a reader.
-TRACKING_PARAMETERS = frozenset({
-    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "yclid",
-    "ysclid", "_hsenc", "_hsmi", "__hssc", "__hstc", "__hsfp", "hsctatracking", "mkt_tok", "igshid", "igsh",
-    "twclid", "ttclid", "li_fat_id", "s_cid", "vero_id", "vero_conv", "oly_anon_id", "oly_enc_id",
-    "_openstat", "wickedid", "rb_clickid", "ml_subscriber", "ml_subscriber_hash", "epik", "srsltid",
-    "_branch_match_id", "sc_cid", "mbid", "cmpid", "spm",
-})
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "matomo_")
 
 # Quantifiers are bounded so that a hostile line cannot make a pattern take quadratic time.
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
@@ -79,8 +71,8 @@ def lint_entry(entry: Entry, config: Config, now: datetime, site_paths: set[str]
         url = _resolve(link.url, folder)
         found += [(link.line, message) for message in check_link(url, link, config, site_paths)]
     if entry.action:
-        line = entry.line_of("action")
-        found += [(line, m) for m in check_link(entry.action.url, Link(line, entry.action.url, False), config, site_paths)]
+        line, written = entry.line_of("action"), entry.action.written_url
+        found += [(line, m) for m in check_link(written, Link(line, written, False), config, site_paths)]
     return [Problem(entry.path, line, message, warning=True) for line, message in found]
 
 
@@ -131,7 +123,7 @@ def check_link(url: str, link: Link, config: Config, site_paths: set[str]) -> It
         yield f"media from a '{scheme}:' address, which is never published: save the file under content/ instead"
     if scheme == "http":
         yield f"'http://' link to {parts.hostname}: use https:// so readers are not exposed on the network"
-    tracking = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if _is_tracking(key)})
+    tracking = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if is_tracking(key)})
     if tracking:
         yield f"tracking parameter{'s' * (len(tracking) > 1)} {', '.join(tracking)} in a link: remove them"
     if link.media and link.alt is not None and not link.alt.strip():
@@ -215,11 +207,6 @@ def _label(text: str) -> str:
 
 def _unbracket(url: str) -> str:
     return url[1:-1].strip() if url.startswith("<") and url.endswith(">") else url
-
-
-def _is_tracking(key: str) -> bool:
-    key = key.lower()
-    return key in TRACKING_PARAMETERS or key.startswith(TRACKING_PREFIXES)
 
 
 def _folder(entry: Entry, config: Config) -> str:

@@ -19,6 +19,7 @@ from markdown.extensions.toc import slugify_unicode
 from markdown.treeprocessors import Treeprocessor
 
 from publisher.text import clean_text
+from publisher.tracking import strip_tracking
 
 EXTENSIONS = ["tables", "fenced_code", "footnotes", "toc", "sane_lists", "def_list", "abbr"]
 EXTENSION_CONFIGS = {
@@ -148,6 +149,8 @@ def sanitize(fragment: str) -> str:
 def _filter_attribute(element: str, attribute: str, value: str) -> str | None:
     if attribute == "src" and (is_remote(value) or not value.startswith("/")):
         return None  # raw HTML images may only come from this site
+    if attribute == "href":
+        return strip_tracking(value)  # safety rule 1: no tracking parameters in any output
     if attribute in ("width", "height") and not value.isdigit():
         return None
     return value

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from publisher import images, redaction
 from publisher.config import CONFIG_NAME, Config
-from publisher.content import Entry, entry_files, find_collisions, parse_entry
+from publisher.content import Entry, entry_files, escapes, find_collisions, parse_entry
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
 from publisher.redaction import RedactionList
@@ -65,14 +65,19 @@ def load_rendered(config: Config) -> tuple[tuple[Entry, ...], tuple[Problem, ...
 
 
 def read_sources(config: Config) -> dict[str, bytes]:
-    """Read every entry file once; an unreadable one is reported, not raised."""
-    sources = {}
+    """Read every entry file once; raise EditorError naming each that cannot be read or leads outside content/."""
+    sources, problems = {}, []
     for path in entry_files(config.path("content")):
         rel = path.relative_to(config.root).as_posix()
+        if escapes(path, config.path("content")):
+            problems.append(Problem(rel, 1, "this is a link to a file outside content/; copy the file in instead"))
+            continue
         try:
             sources[rel] = path.read_bytes()
         except OSError as exc:
-            raise EditorError([Problem(rel, 1, f"cannot read the file: {exc.strerror}")]) from None
+            problems.append(Problem(rel, 1, f"cannot read the file: {exc.strerror}"))
+    if problems:
+        raise EditorError(problems)
     return sources
 
 

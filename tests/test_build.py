@@ -16,6 +16,7 @@ import pytest
 
 from conftest import NOW, ScratchSite, entry_text
 from publisher.output import recover, write_tree
+from publisher.problems import EditorError
 
 GOLDEN = Path(__file__).parent / "golden_site"
 REGENERATE = os.environ.get("PUBLISHER_REGENERATE_GOLDEN") == "1"
@@ -106,14 +107,39 @@ def test_content_files_are_copied(tmp_path):
 
 def test_a_content_file_may_not_overwrite_a_page(site):
     site.entry("a.md")
-    site.write("content/en/index.html", "<p>mine</p>")
-    problems = [str(p) for p in site.check() if not p.warning]  # check builds in memory, so it sees the clash too
-    assert problems == ["content/en/index.html:1: this file would overwrite a generated page; rename or move it"]
-    from publisher.problems import EditorError
+    site.write("content/robots.txt", "User-agent: *\n")
+    message = "content/robots.txt:1: this file would overwrite a generated page; rename or move it"
+    assert [str(p) for p in site.check() if not p.warning] == [message]  # check builds in memory too
     with pytest.raises(EditorError) as caught:
         site.build()
-    assert str(caught.value.problems[0]) == "content/en/index.html:1: this file would overwrite a generated page; rename or move it"
+    assert [str(p) for p in caught.value.problems] == [message]
 
+
+@pytest.mark.parametrize("name, kind", [("page.html", "'.html' files"), ("logo.svg", "'.svg' files"),
+                                        ("readers.csv", "'.csv' files"), ("notes", "files without an extension")])
+def test_only_images_pdfs_and_text_are_published_from_content(site, name, kind):
+    site.entry("a.md")
+    site.write(f"content/files/{name}", "<script>alert(1)</script>")
+    site.write("content/files/ok.pdf", b"%PDF-1.4\n")
+    expected = f"content/files/{name}:1: {kind} are not published (only .png .jpg .jpeg .gif .webp .pdf .txt); move it out of content/"
+    assert [str(p) for p in site.check() if not p.warning] == [expected]
+    with pytest.raises(EditorError):
+        site.build()
+    assert not site.output.exists()
+
+
+def test_a_link_out_of_content_is_refused(site, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for publishing")
+    site.entry("a.md")
+    (site.root / "content/leak.txt").symlink_to(secret)
+    (site.root / "content/leak.md").symlink_to(secret)
+    problems = sorted(str(p) for p in site.check() if not p.warning)
+    assert problems == ["content/leak.md:1: this is a link to a file outside content/; copy the file in instead",
+                        "content/leak.txt:1: this is a link to a file outside content/; copy the file in if it is "
+                        "meant to be published"]
+    with pytest.raises(EditorError):
+        site.build()
 
 def test_failed_writer_leaves_previous_output_untouched(tmp_path):
     out = tmp_path / "output"

@@ -55,7 +55,7 @@ def test_check_reports_sorted_problems_and_a_count(site):
     result = site.cli("check")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "content/a.md:4: 'date': cannot read '2017-13-01' as a date; use ISO 8601 such as 2017-09-25T10:00:00+04:00",
+        "content/a.md:4: 'date': cannot read '2017-13-01' as a date; use ISO 8601 such as 2017-09-25T10:00:00+04:00, in the years 1900 to 2999",
         "content/b.md:3: unknown type 'nope' (use update, campaign or alert)",
         "2 errors",
     ]
