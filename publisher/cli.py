@@ -306,23 +306,6 @@ def run_serve_subscriptions(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_schedule(args: argparse.Namespace) -> int:
-    from publisher.locking import SchedulerBusy
-    from publisher.schedule import configure_logging, run_once, serve
-
-    if args.now and not args.once:
-        print("error: --now needs --once (a running scheduler follows the real clock)", file=sys.stderr)
-        return 2
-    configure_logging(args.verbose)
-    try:
-        if args.once:
-            return 0 if run_once(args.site, clock(args)).ok else 1
-        return serve(args.site, lambda: datetime.now(timezone.utc))
-    except SchedulerBusy as busy:
-        print(f"error: {busy}", file=sys.stderr)
-        return 75  # EX_TEMPFAIL: try again when the other scheduler has stopped
-
-
 def run_preview(args: argparse.Namespace) -> int:
     from publisher.preview import serve
 

@@ -306,7 +306,7 @@ class _Reader:
     def check_newsletter(self, c: Config) -> None:
         n = c.newsletter
         if n.weekday.lower() not in WEEKDAYS:
-            self.problem(("newsletter", "weekday"), f"'newsletter.weekday' must be a day name such as monday")
+            self.problem(("newsletter", "weekday"), "'newsletter.weekday' must be a day name such as monday")
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", n.time):
             self.problem(("newsletter", "time"), "'newsletter.time' must be HH:MM, e.g. 09:00")
         for key in ("list_id", "alerts_list_id"):

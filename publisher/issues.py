@@ -15,19 +15,18 @@ the older weeks that were never mailed (a site's history): they stay in those we
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from publisher.config import WEEKDAYS, Config
 from publisher.content import Entry
+from publisher.locking import exclusive
 from publisher.problems import EditorError, Problem
 from publisher.website import Site
 
@@ -227,7 +226,7 @@ def record_sent(config: Config, issue: Issue, when: datetime) -> SentIssue:
     """Append an issue to the ledger as sent at `when`; recording it again changes nothing."""
     path = ledger_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_name(f".{LEDGER}.lock")):
+    with exclusive(path.with_name(f".{LEDGER}.lock")):
         existing = read_ledger(config)
         for record in existing:
             if record.lang == issue.lang and record.week == issue.week:
@@ -267,14 +266,3 @@ def _replace(path: Path, data: bytes) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise writers of the ledger; the kernel drops the lock if a process dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,4 +1,4 @@
-"""One scheduler per site: an exclusive lock that the kernel drops when its holder dies."""
+"""Exclusive locks that the kernel drops when their holder dies: one scheduler per site, one writer at a time."""
 
 from __future__ import annotations
 
@@ -45,3 +45,14 @@ def site_lock(state: Path) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Wait for, then hold, an exclusive lock on `path` (created if missing)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Iterable
+
+from publisher.locking import exclusive
 
 KEEP = ".gitkeep"  # output/ is kept in git by this one empty file
 _RENAME_EXCHANGE = 2
@@ -36,7 +36,7 @@ def write_tree(files: Iterable[tuple[str, bytes]], out_dir: Path) -> int:
     out_dir = out_dir.resolve()
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    with _locked(parent / f".{out_dir.name}.lock"):
+    with exclusive(parent / f".{out_dir.name}.lock"):
         recover(out_dir)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-staging-", dir=parent))
         try:
@@ -106,14 +106,3 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(b))
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock; the kernel drops it if the process dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -6,7 +6,6 @@ import pytest
 
 from conftest import entry_text
 from publisher.content import load_entries
-from publisher.problems import EditorError
 
 GOOD = "---\ntitle: A\ntype: update\ndate: 2017-01-01\n---\nbody\n"
 

@@ -12,14 +12,12 @@ import sys
 import time
 from collections import Counter
 from email import policy
-from pathlib import Path
 
 import pytest
 
-from conftest import CONFIG, NOW, REPO
+from conftest import NOW, REPO
 from mailing_fixtures import (SECRET, SUBJECTS, WEEK, address, built_message, language_of, smtp_config,
                               subscriber_csv, unique_tag, write_issue)
-from publisher.config import load_config
 from publisher.delivery import ledger_counts, personalise, send
 from publisher.subscribers import SubscriberList
 from publisher.tokens import make_token, read_token

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from PIL import Image
 
-from conftest import NOW, ScratchSite, entry_text
+from conftest import ScratchSite, entry_text
 from publisher import render
 
 
