@@ -354,6 +354,28 @@ def test_an_entry_with_a_thousand_tags_does_not_hang_the_build(site):
     assert_clean_outcome(result, "build")
 
 
+NOW_BUG = "bug: cli.py parse_now accepts any year; {0} overflows at the edge of the calendar (OverflowError traceback)"
+
+
+@pytest.mark.parametrize("args", [
+    ("check", "--now", "9999-12-31T23:59:59Z"), ("build", "--now", "9999-12-31T23:59:59-23:59"),
+    ("check", "--now", "0001-01-01T00:00:00+23:59"), ("build", "--now", "0001-01-01T00:00:00Z"),
+    ("new", "update", "Edge", "--now", "0001-01-01T00:00:00Z"),
+    pytest.param(("new", "update", "Edge", "--now", "9999-12-31T23:59:59Z"),
+                 marks=pytest.mark.xfail(strict=True, reason=NOW_BUG.format("new"))),
+    pytest.param(("schedule", "--once", "--now", "9999-12-31T23:59:59Z"),
+                 marks=pytest.mark.xfail(strict=True, reason=NOW_BUG.format("schedule --once"))),
+    pytest.param(("schedule", "--once", "--now", "0001-01-01T00:00:00Z"),
+                 marks=pytest.mark.xfail(strict=True, reason=NOW_BUG.format("schedule --once"))),
+], ids=lambda args: " ".join(args))
+def test_a_clock_at_the_edge_of_the_calendar_gives_a_report(site, args):
+    site.entry("2023/valid.md", title="A valid entry")
+    result = site.cli(*args)
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-2000:]
+    assert result.returncode in (0, 1, 2), output[-2000:]
+
+
 def test_an_unreadable_entry_is_reported_with_its_path(site):
     site.entry("2023/valid.md", title="A valid entry")
     locked = site.entry("2023/locked.md", title="Locked")
