@@ -251,7 +251,7 @@ BUGS = {
                                             "every HTML page's <title>",
     "base_url breaking out of an attribute": "bug: config accepts a base_url with '\"<>' and relink writes it "
                                              "unescaped into feed HTML, giving a <script>",
-    "whitespace-only title": "bug: content.py:262 accepts a blank title; feeds.py:169 feedgen raises "
+    "whitespace-only title": "bug: content.py:275 accepts a blank title; feeds.py:169 feedgen raises "
                              "'Required fields not set'",
     "newline in a file name": "bug: problems.py:20 prints raw file names, so a newline splits 'path:line: message'",
 }
@@ -329,7 +329,7 @@ def test_a_failed_build_leaves_the_previous_output_byte_for_byte(site):
         assert site.tree() == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: content.py:380 checks only the scheme of action.url, so spaces, "
+@pytest.mark.xfail(strict=True, reason="bug: content.py:393 checks only the scheme of action.url, so spaces, "
                                        "newlines, quotes, <> and user:pass reach every href (invalid per RFC 3986)")
 def test_an_action_url_that_is_not_a_uri_is_reported(site):
     urls = {"newline": "https://x.org/a\nb", "space": "https://x.org/a b", "quote": 'https://x.org/"><b>',
