@@ -344,13 +344,13 @@ def test_an_action_url_that_is_not_a_uri_is_reported(site):
 
 @pytest.mark.xfail(strict=True, reason="bug: feeds.py:222 calls feedgen's category() once per tag, and each call "
                                        "rebuilds the list: cubic in the tags of one entry (400 tags: 14 s, 2000: hangs)")
-def test_an_entry_with_a_thousand_tags_does_not_hang_the_build(site):
-    site.entry("2023/tagged.md", title="Tagged", tags="[" + ", ".join(f"t{i}" for i in range(1000)) + "]")
+def test_an_entry_with_hundreds_of_tags_does_not_hang_the_build(site):
+    site.entry("2023/tagged.md", title="Tagged", tags="[" + ", ".join(f"t{i}" for i in range(600)) + "]")
     try:
         result = subprocess.run([sys.executable, "-m", "publisher", "build", "--now", NOW], cwd=site.root,
-                                capture_output=True, text=True, timeout=20)
+                                capture_output=True, text=True, timeout=12)
     except subprocess.TimeoutExpired:
-        pytest.fail("build took over 20 s for one entry with 1000 tags")
+        pytest.fail("build took over 12 s for one entry with 600 tags")
     assert_clean_outcome(result, "build")
 
 
