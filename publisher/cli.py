@@ -120,6 +120,8 @@ def parse_now(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"cannot read {text!r}; use ISO 8601 such as 2026-11-23T09:00:00+04:00")
+    if not 1900 <= value.year <= 2999:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; use a year from 1900 to 2999")
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import babel
 
 from publisher.problems import EditorError, Problem
+from publisher.text import clean_text
 
 CONFIG_NAME = "publisher.toml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -248,7 +249,7 @@ class _Reader:
         name = ".".join(where)
         if hint is str:
             if isinstance(raw, str):
-                return raw
+                return clean_text(raw)
             return self.problem(where, f"'{name}' must be a string")
         if hint is int:
             if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
@@ -264,20 +265,21 @@ class _Reader:
             return self.problem(where, f"'{name}' must be true or false")
         if hint == tuple[str, ...]:
             if isinstance(raw, list) and raw and all(isinstance(x, str) and x for x in raw):
-                return tuple(raw)
+                return tuple(clean_text(x) for x in raw)
             return self.problem(where, f"'{name}' must be a non-empty list of strings")
         if hint == Localized:
             if isinstance(raw, str):
-                return {"": raw}
+                return {"": clean_text(raw)}
             if isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
                 self.localized.append((where, raw))
-                return dict(raw)
+                return {lang: clean_text(text) for lang, text in raw.items()}
             return self.problem(where, f"'{name}' must be a string or a table of language = \"text\"")
         raise TypeError(f"no reader for {hint!r}")  # a bug in the schema, not an editor mistake
 
     def check_site(self, c: Config) -> None:
         base = urlsplit(c.base_url)
-        if base.scheme not in ("https", "http") or not base.hostname or base.query or base.fragment:
+        if base.scheme not in ("https", "http") or not base.hostname or base.query or base.fragment or \
+                not re.fullmatch(r"[A-Za-z0-9\-._~:/%!$&'()*+,;=@\[\]]+", c.base_url) or base.username:
             self.problem(("base_url",), "'base_url' must be an absolute http(s) URL such as https://example.org/")
         elif not c.base_url.endswith("/"):
             self.problem(("base_url",), "'base_url' must end with '/'")

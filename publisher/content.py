@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -29,6 +30,9 @@ SLUG = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 TAG = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*")
 URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 ACTION_SCHEMES = ("https:", "http:", "mailto:")
+MAX_TAGS = 30
+# What may not stand in a URL as written (RFC 3986): whitespace, controls, quotes and angle brackets.
+_URL_UNSAFE = re.compile(r'[\s\x00-\x1f\x7f"<>\\^`{|}]')
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,8 @@ class _FieldReader:
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.problem(self.at(name), f"unknown field '{name}'{hint}")
         for name in REQUIRED:
-            if f.get(name) in (None, ""):
+            value = f.get(name)
+            if value is None or (isinstance(value, str) and not clean_text(value).strip()):
                 self.problem(self.at(name), f"missing required field '{name}'")
         slug, file_lang = self.slug_and_lang(path)
         title = self.text(f, "title")
@@ -367,6 +372,9 @@ class _FieldReader:
         if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
             self.problem(self.at("tags"), "'tags' must be a list of words, e.g. [police, baku]")
             return ()
+        if len(value) > MAX_TAGS:
+            self.problem(self.at("tags"), f"{len(value)} tags is too many; give at most {MAX_TAGS}")
+            return ()
         tags = []
         for tag in (clean_text(t).strip().lower() for t in value):
             if not TAG.fullmatch(tag):
@@ -392,6 +400,12 @@ class _FieldReader:
             self.problem(line, "'action' needs a 'label', the words on its button")
         if not isinstance(url, str) or not url.strip().lower().startswith(ACTION_SCHEMES):
             self.problem(line, "'action.url' must be an https:// or mailto: address")
+            url = ""
+        elif _URL_UNSAFE.search(url.strip()):
+            self.problem(line, "'action.url' has spaces, quotes or angle brackets; encode them (%20) or fix the address")
+            url = ""
+        elif "@" in urlsplit(url.strip()).netloc:
+            self.problem(line, "'action.url' carries a user name or password (user:pass@); never publish those")
             url = ""
         deadline = self.date(value, "action.deadline", line, value.get("deadline"))
         url = clean_text(url).strip()

@@ -218,8 +218,8 @@ def _add_entries(site: Site, feed: Feed, fg: FeedGenerator, contents: dict[str, 
         fe.content(contents[entry.id], type="html")
         if entry.summary:
             fe.summary(html.escape(entry.summary, quote=False), type="html")
-        for tag in entry.tags:
-            fe.category(term=tag, label=tag)
+        if entry.tags:  # one call: feedgen re-checks every category it holds on each call
+            fe.category([{"term": tag, "label": tag} for tag in entry.tags])
 
 
 def _escape_markup(text: str) -> str:

@@ -114,10 +114,15 @@ def _open(data: bytes, kind: str | None, decode: bool = False) -> Image.Image:
                 image.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning,
             Image.DecompressionBombError) as exc:
-        raise BadImage(f"not a readable image ({exc})") from None
+        raise BadImage(f"not a readable image ({_reason(exc)})") from None
     if kind and image.format != kind:
         raise BadImage(f"the file is {image.format or 'not an image'} but its name says {kind}")
     return image
+
+
+def _reason(exc: Exception) -> str:
+    """Describe a Pillow error without the object addresses some of them carry (output must be stable)."""
+    return re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", str(exc)) or type(exc).__name__
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -136,7 +141,7 @@ def _upright(image: Image.Image, kind: str) -> bytes:
             warnings.simplefilter("ignore")
             turned = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise BadImage(f"not a readable image ({exc})") from None
+        raise BadImage(f"not a readable image ({_reason(exc)})") from None
     out = BytesIO()
     options = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
     if kind == "JPEG":

@@ -10,13 +10,16 @@ import yaml
 from publisher.config import Config
 from publisher.content import TYPES, derive_id
 from publisher.problems import EditorError, Problem
-from publisher.text import slugify
+from publisher.text import clean_text, slugify
 
 
 def new_entry(config: Config, kind: str, title: str, lang: str, now: datetime) -> Path:
     """Write a draft entry skeleton and return its path; never overwrite a file."""
     if kind not in TYPES:
         raise EditorError([Problem("publisher new", 1, f"unknown type '{kind}' (use {', '.join(TYPES)})")])
+    title = clean_text(title).strip()
+    if not title:
+        raise EditorError([Problem("publisher new", 1, "the title is empty; give the entry a title")])
     if lang not in config.languages:
         raise EditorError([Problem("publisher new", 1, f"unknown language '{lang}' (use {', '.join(config.languages)})")])
     date = now.astimezone(config.tz).replace(second=0, microsecond=0)

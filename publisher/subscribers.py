@@ -144,6 +144,9 @@ def keep_out_of_git(state: Path) -> None:
         ignore.write_text("\n".join(lines + header + missing) + "\n", encoding="utf-8")
 
 
+MAX_IMPORT_BYTES = 256 * 2**20  # a million addresses fit in far less; /dev/zero would not end
+
+
 class SubscriberList:
     """Add, change and read subscribers; every write is one transaction."""
 
@@ -268,6 +271,9 @@ class SubscriberList:
     def _read_csv(self, path: Path, status: str) -> tuple[list[dict], list[Problem]]:
         rel = str(path)
         try:
+            if not path.is_file() or path.stat().st_size > MAX_IMPORT_BYTES:
+                return [], [Problem(rel, 1, f"not a regular file under {MAX_IMPORT_BYTES // 2**20} MB; "
+                                            "give the CSV file itself")]
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             return [], [Problem(rel, 1, f"cannot read the file: {exc}")]
