@@ -64,16 +64,18 @@ class Message:
 
 def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield the files of every issue that has gone out or is due, and of every published alert."""
-    for message in messages_for(site, templates):
+    for message in messages(site, templates):  # one at a time: all of them at once is hundreds of MB
         yield from message.files()
 
 
-def messages_for(site: Site, templates: Templates | None = None) -> tuple[Message, ...]:
-    """Return the built issues (sent or due at site.now), oldest first, then the alerts."""
-    templates = templates or Templates(site.config)
-    issues = [i for i in issues_of(site) if i.sent or i.publishes <= site.now]
-    return tuple(issue_message(site, templates, i) for i in issues) + tuple(
-        alert_message(site, templates, e) for e in alerts_of(site))
+def messages(site: Site, templates: Templates) -> Iterator[Message]:
+    """Build the issues (sent or due at site.now), oldest first, then the alerts, one by one."""
+    alerts = alerts_of(site)  # first: it reports alerts that would share a folder
+    for issue in issues_of(site):
+        if issue.sent or issue.publishes <= site.now:
+            yield issue_message(site, templates, issue)
+    for entry in alerts:
+        yield alert_message(site, templates, entry)
 
 
 def alerts_of(site: Site) -> tuple[Entry, ...]:
