@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 
 WIDTH = 72
@@ -49,12 +50,21 @@ class _TreeBuilder(HTMLParser):
         self.stack[-1].children.append(data)
 
 
+@lru_cache(maxsize=4096)
 def parse(fragment: str) -> Node:
-    """Parse an HTML fragment into a small tree."""
+    """Parse an HTML fragment into a small tree (cached: an entry's body is written for its
+    issue, its discreet twin and its alert; the tree is only ever read)."""
     builder = _TreeBuilder()
     builder.feed(fragment)
     builder.close()
     return builder.root
+
+
+@lru_cache(maxsize=65536)
+def _wrap(words: str, width: int, first: str, indent: str) -> tuple[str, ...]:
+    """Wrap a paragraph (cached: the discreet twin of a message wraps the same paragraphs)."""
+    return tuple(textwrap.wrap(words, width, initial_indent=first, subsequent_indent=indent,
+                               break_long_words=False, break_on_hyphens=False))
 
 
 class PlainText:
@@ -81,8 +91,7 @@ class PlainText:
         for part in text.split(BREAK):  # a <br> keeps its line break; other newlines are spaces
             words = " ".join(part.split())
             if words:
-                lines += textwrap.wrap(words, self.width, initial_indent=first if not lines else indent,
-                                       subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+                lines += _wrap(words, self.width, first if not lines else indent, indent)
         return "\n".join(lines)
 
     def underline(self, text: str, char: str = "-") -> str:
