@@ -12,12 +12,12 @@ from typing import Iterator
 
 import jinja2
 
-from publisher import archive, images, newsletter, redaction, feeds
+from publisher import archive, feeds, images, newsletter, redaction
 from publisher.config import Config, load_config
 from publisher.content import Entry, escapes
 from publisher.output import DuplicatePath, write_tree
-from publisher.render import load_rendered
 from publisher.problems import EditorError, Problem
+from publisher.render import load_rendered
 from publisher.templates import Templates
 from publisher.website import Site
 

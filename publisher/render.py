@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import multiprocessing
 import os
 import pickle
 import re
 import sqlite3
-import logging
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
