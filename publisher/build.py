@@ -71,9 +71,12 @@ def _shown(filename: str, config: Config) -> str:
     return path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
 
 
-def load_site(config: Config, templates: Templates, now: datetime) -> Site:
-    """Load, check and render every entry; raise EditorError with all problems."""
-    entries, warnings = load_rendered(config)
+def load_site(config: Config, templates: Templates, now: datetime, store: bool = True) -> Site:
+    """Load, check and render every entry; raise EditorError with all problems.
+
+    `store=False` leaves the render cache as it is (for `publisher check`, which writes nothing).
+    """
+    entries, warnings = load_rendered(config, store)
     entries = tuple(with_retraction_notice(e, templates) for e in entries)
     return Site.at(config, entries, now, warnings)
 

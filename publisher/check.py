@@ -29,7 +29,7 @@ def check(root: Path, now: datetime) -> list[Problem]:
         problems += error.problems
     try:
         templates = Templates(config)
-        site = load_site(config, templates, now)
+        site = load_site(config, templates, now, store=False)
         files = built_files(site, templates)
     except EditorError as error:
         return sorted({*problems, *error.problems}, key=sort_key)  # a damaged list is found by both

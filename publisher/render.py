@@ -42,14 +42,17 @@ Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
 _LOCAL_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(/[^"]*)"')
 
 
-def load_rendered(config: Config) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
-    """Return every entry with its HTML, oldest first, and the warnings; raise EditorError on errors."""
+def load_rendered(config: Config, store: bool = True) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
+    """Return every entry with its HTML, oldest first, and the warnings; raise EditorError on errors.
+
+    With `store=False` the cache is only read (`publisher check` writes nothing).
+    """
     sources = read_sources(config)
     redactions = redaction.load(config)
     salt = fingerprint(config)
     keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + raw, digest_size=20).digest()
             for rel, raw in sources.items()}
-    with RenderCache(config.path("state") / "cache" / "entries.sqlite") as cache:
+    with RenderCache(config.path("state") / "cache" / "entries.sqlite", store) as cache:
         digests = FileDigests(config.path("content"))
         results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
         missing = [(rel, sources[rel]) for rel in sources if rel not in results]
@@ -185,19 +188,33 @@ class RenderCache:
     Pickle is safe here only because the state folder is as trusted as the code itself.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, store: bool = True):
         self.path = path
+        self.store = store
+        self.db: sqlite3.Connection | None = None
 
     def __enter__(self) -> "RenderCache":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+        if self.store:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+        elif self.path.is_file():
+            self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
 
     def get(self, keys: dict[str, bytes]) -> dict[str, Result]:
+        if self.db is None:
+            return {}
+        try:
+            return self._get(keys)
+        except sqlite3.DatabaseError:  # a damaged or foreign file: render afresh (and, when storing, replace it)
+            return {}
+
+    def _get(self, keys: dict[str, bytes]) -> dict[str, Result]:
         wanted = {key: rel for rel, key in keys.items()}
         found: dict[str, Result] = {}
         batch = list(wanted)
@@ -209,7 +226,7 @@ class RenderCache:
         return found
 
     def put(self, results: dict[bytes, Result]) -> None:
-        if not results:
+        if not results or not self.store:
             return
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?)",
@@ -217,6 +234,8 @@ class RenderCache:
 
     def retain(self, keys: Iterable[bytes]) -> None:
         """Drop results no current file uses, once they outnumber the live ones."""
+        if not self.store:
+            return
         keys = list(keys)
         count = self.db.execute("SELECT count(*) FROM results").fetchone()[0]
         if count <= 2 * len(keys) + 100:

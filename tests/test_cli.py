@@ -49,6 +49,13 @@ def test_build_and_check_succeed_on_a_good_site(site):
     assert result.returncode == 0 and "ok" in result.stderr
 
 
+def test_a_clean_check_writes_nothing_not_even_a_cache(site):
+    site.entry("a.md", summary="'A summary.'")
+    result = site.cli("check", "--now", NOW.isoformat())
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in site.root.iterdir()) == ["content", "publisher.toml"]
+
+
 def test_check_reports_sorted_problems_and_a_count(site):
     site.write("content/b.md", entry_text(type="nope"))
     site.write("content/a.md", entry_text(date="2017-13-01"))
@@ -59,7 +66,7 @@ def test_check_reports_sorted_problems_and_a_count(site):
         "content/b.md:3: unknown type 'nope' (use update, campaign or alert)",
         "2 errors",
     ]
-    assert not (site.root / "output").exists(), "check must write nothing"
+    assert sorted(p.name for p in site.root.iterdir()) == ["content", "publisher.toml"], "check must write nothing"
 
 
 def test_build_with_errors_writes_nothing_and_shows_no_traceback(site):
