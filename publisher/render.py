@@ -196,8 +196,11 @@ class RenderCache:
     def __enter__(self) -> "RenderCache":
         if self.store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+            try:
+                self.db = self._open()
+            except sqlite3.DatabaseError:  # damaged (a full disk, say): a cache is never worth a failed build
+                self.path.unlink(missing_ok=True)
+                self.db = self._open()
         elif self.path.is_file():
             self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
         return self
@@ -205,6 +208,11 @@ class RenderCache:
     def __exit__(self, *exc) -> None:
         if self.db is not None:
             self.db.close()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+        return db
 
     def get(self, keys: dict[str, bytes]) -> dict[str, Result]:
         if self.db is None:

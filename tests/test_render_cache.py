@@ -146,3 +146,11 @@ def test_problems_come_back_from_the_pool(site, monkeypatch):
     site.entry("b.md", type="nope")
     site.entry("c.md", date="2023-02-30")
     assert [(p.path, p.line) for p in site.check() if not p.warning] == [("content/b.md", 3), ("content/c.md", 4)]
+
+
+def test_a_damaged_cache_is_replaced_and_the_output_is_the_same(cached_site, tmp_path):
+    before = cached_site.tree()
+    (cached_site.root / "state/cache/entries.sqlite").write_bytes(b"not a database" * 100)
+    assert [p for p in cached_site.check() if not p.warning] == []  # read-only: it ignores the damaged file
+    cached_site.build()
+    assert cached_site.tree() == before
