@@ -14,7 +14,7 @@ import jinja2
 
 from publisher import archive, feeds, images, newsletter, redaction
 from publisher.config import Config, load_config
-from publisher.content import Entry, escapes
+from publisher.content import Entry, escapes, source_files
 from publisher.output import DuplicatePath, write_tree
 from publisher.problems import EditorError, Problem
 from publisher.render import load_rendered
@@ -39,8 +39,7 @@ def build(root: Path, now: datetime) -> BuildResult:
         try:
             count = write_tree(site_files(site, templates), config.path("output"))
         except DuplicatePath as exc:
-            path = f"{config.content_dir}/{exc.path}"
-            raise EditorError([Problem(path, 1, "this file would overwrite a generated page; rename or move it")])
+            raise EditorError([overwrite_problem(config, exc.path)]) from None
     return BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
 
 
@@ -103,23 +102,31 @@ PUBLISHED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt")
 
 def content_files(config: Config) -> Iterator[tuple[str, bytes]]:
     """Yield the non-Markdown files under content/ (images, PDFs) at the same relative path."""
-    problems = refused_content_files(config)
+    files = _other_files(config)
+    problems = _refusals(files, config)
     if problems:
         raise EditorError(problems)
-    for path, rel in _other_files(config):
+    for path, rel in files:
         yield rel.as_posix(), images.publish_file(path, f"{config.content_dir}/{rel.as_posix()}")
 
 
 def refused_content_files(config: Config) -> list[Problem]:
     """Return a problem for each file under content/ that may not be published."""
-    return [p for p in (refusal(path, rel, config) for path, rel in _other_files(config)) if p]
+    return _refusals(_other_files(config), config)
+
+
+def _refusals(files: list[tuple[Path, Path]], config: Config) -> list[Problem]:
+    return [p for p in (refusal(path, rel, config) for path, rel in files) if p]
 
 
 def _other_files(config: Config) -> list[tuple[Path, Path]]:
     content = config.path("content")
-    found = [(path, path.relative_to(content)) for path in sorted(content.rglob("*"))] if content.is_dir() else []
-    return [(path, rel) for path, rel in found if path.suffix != ".md" and (path.is_file() or path.is_symlink())
-            and not any(part.startswith((".", "_")) for part in rel.parts)]
+    return [(path, path.relative_to(content)) for path in source_files(content) if path.suffix != ".md"]
+
+
+def overwrite_problem(config: Config, rel: str) -> Problem:
+    """Return the problem of a file under content/ that claims the path of a generated page."""
+    return Problem(f"{config.content_dir}/{rel}", 1, "this file would overwrite a generated page; rename or move it")
 
 
 def refusal(path: Path, rel: Path, config: Config) -> Problem | None:

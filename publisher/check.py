@@ -6,7 +6,12 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher import redaction
-from publisher.build import load_site, refused_content_files, site_files
+from publisher.build import (
+    load_site,
+    overwrite_problem,
+    refused_content_files,
+    site_files,
+)
 from publisher.catalogs import missing_translations
 from publisher.config import load_config
 from publisher.lint import heavy_images, lint_site, long_subjects
@@ -46,7 +51,6 @@ def built_files(site: Site, templates: Templates) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for path, data in site_files(site, templates):
         if path in files:
-            raise EditorError([Problem(f"{site.config.content_dir}/{path}", 1,
-                                       "this file would overwrite a generated page; rename or move it")])
+            raise EditorError([overwrite_problem(site.config, path)])
         files[path] = data
     return files

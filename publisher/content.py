@@ -136,14 +136,21 @@ def escapes(path: Path, content: Path) -> bool:
         return True
 
 
-def entry_files(content: Path) -> list[Path]:
-    """Return the Markdown files under `content`, skipping hidden files and editor backups."""
+def source_files(content: Path) -> list[Path]:
+    """Return every file under `content` a build reads, sorted: entries and the files it copies.
+
+    Hidden files and folders, editor backups and `_` folders are skipped; links are kept, so
+    that one leading out of content/ can be refused by name.
+    """
     if not content.is_dir():
         return []
-    return sorted(
-        p for p in content.rglob("*.md")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(content).parts)
-    )
+    return sorted(p for p in content.rglob("*") if (p.is_file() or p.is_symlink())
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(content).parts))
+
+
+def entry_files(content: Path) -> list[Path]:
+    """Return the Markdown files under `content` (see source_files)."""
+    return [p for p in source_files(content) if p.suffix == ".md" and p.is_file()]
 
 
 def read_entry(path: Path, config: Config) -> tuple[Entry | None, list[Problem]]:

@@ -33,7 +33,13 @@ from urllib.parse import quote, urlsplit
 from publisher.config import Config
 from publisher.subscribers import Subscriber, SubscriberList, connect, transaction
 from publisher.tokens import load_secret, make_token
-from publisher.transports import DeliveryError, Rejected, Transient, Transport, make_transport
+from publisher.transports import (
+    DeliveryError,
+    Rejected,
+    Transient,
+    Transport,
+    make_transport,
+)
 
 log = logging.getLogger("publisher.delivery")
 

@@ -24,7 +24,6 @@ from publisher.tracking import is_tracking
 from publisher.urls import entry_page
 from publisher.website import Site
 
-
 # Quantifiers are bounded so that a hostile line cannot make a pattern take quadratic time.
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")

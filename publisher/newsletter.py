@@ -21,8 +21,8 @@ from babel.dates import format_date, format_interval, format_time, get_timezone_
 from markupsafe import Markup
 
 from publisher import mail
-from publisher.content import Entry
 from publisher.config import CONFIG_NAME, load_config
+from publisher.content import Entry
 from publisher.issues import Issue, find_issue, issue_dir, issues_of
 from publisher.markup import relink
 from publisher.plaintext import PlainText

@@ -42,8 +42,3 @@ def shown(text: str) -> str:
 def sort_key(problem: Problem) -> tuple:
     """Sort by file, then line, then message, so reports are stable."""
     return (problem.path, problem.line, problem.message)
-
-
-def errors_only(problems: Iterable[Problem]) -> list[Problem]:
-    """Return the problems that stop a build (not warnings)."""
-    return [p for p in problems if not p.warning]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from publisher.config import CONFIG_NAME, Config
-from publisher.content import entry_files
+from publisher.content import source_files
 from publisher.problems import EditorError, Problem
 
 # Files whose words are published as text: entries, and files copied as they are or read by the build.
@@ -174,7 +174,7 @@ def scan(config: Config, entries: bool = True) -> list[Problem]:
         return []
     content = config.path("content")
     problems = []
-    for path in _published_files(content):
+    for path in (p for p in source_files(content) if p.is_file()):
         rel = path.relative_to(config.root).as_posix()
         is_entry = path.suffix == ".md"
         if is_entry and not entries:
@@ -234,16 +234,6 @@ def _places(lines: list[str]) -> list[str]:
         field = f"the field '{key.group(1)}'" if key else field
         places.append(field if front else "the body")
     return places
-
-
-def _published_files(content: Path) -> list[Path]:
-    """Return the files a build reads: entries and the files it copies."""
-    if not content.is_dir():
-        return []
-    files = set(entry_files(content))
-    files |= {p for p in content.rglob("*") if p.is_file() and p.suffix != ".md"
-              and not any(part.startswith((".", "_")) for part in p.relative_to(content).parts)}
-    return sorted(files)
 
 
 def list_path(config: Config) -> Path:

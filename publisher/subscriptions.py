@@ -30,7 +30,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from babel import negotiate_locale
 
 from publisher.config import Config
-from publisher.subscribers import LISTS, BadAddress, SubscriberList, mask, normalise_address
+from publisher.subscribers import (
+    LISTS,
+    BadAddress,
+    SubscriberList,
+    mask,
+    normalise_address,
+)
 from publisher.templates import Templates
 from publisher.tokens import load_secret, make_token, read_token
 from publisher.transports import DeliveryError, Rejected, Transient, make_transport

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 from functools import cached_property
 from pathlib import Path
 
@@ -12,7 +11,14 @@ from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    select_autoescape,
+)
 
 from publisher import images
 from publisher.config import Config
