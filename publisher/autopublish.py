@@ -22,10 +22,11 @@ from typing import Callable, Sequence
 from publisher import timetable
 from publisher.build import build
 from publisher.config import Config, load_config
-from publisher.content import Entry, load_entries
+from publisher.content import Entry
 from publisher.delivery import send
 from publisher.issues import due_issues, issues_of, read_ledger, record_sent
 from publisher.problems import EditorError, Problem
+from publisher.render import load_rendered
 from publisher.schedule_ledger import Ledger
 from publisher.sources import SourceHasher
 from publisher.website import Site
@@ -140,7 +141,8 @@ class Runner:
             sources = self.hasher.fingerprint(config)
             if sources != self.sources or self.entries is None:
                 self.entries = None
-                self.entries = load_entries(config)
+                # Through the render cache, so the build that follows reads every entry from it.
+                self.entries = load_rendered(config)[0]
             self.config, self.sources = config, sources
         except EditorError as error:
             self.sources = ""

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from publisher.config import Config
-from publisher.problems import EditorError, Problem
+from publisher.problems import Problem
 from publisher.text import clean_text
 from publisher.tracking import strip_tracking
 
@@ -112,22 +112,6 @@ class Entry:
         return self.action is not None and self.retracted is None and (self.expires is None or now < self.expires)
 
 
-def load_entries(config: Config) -> tuple[Entry, ...]:
-    """Read every entry under the content folder; raise EditorError listing all problems."""
-    content = config.path("content")
-    problems: list[Problem] = []
-    entries: list[Entry] = []
-    for path in entry_files(content):
-        entry, found = read_entry(path, config)
-        problems.extend(found)
-        if entry is not None:
-            entries.append(entry)
-    problems.extend(find_collisions(entries, config))
-    if any(not p.warning for p in problems):
-        raise EditorError(problems)
-    return tuple(sorted(entries, key=lambda e: (e.date, e.path)))
-
-
 def escapes(path: Path, content: Path) -> bool:
     """Tell whether a path under content/ leads outside it (through a symbolic link) or nowhere."""
     try:
@@ -151,16 +135,6 @@ def source_files(content: Path) -> list[Path]:
 def entry_files(content: Path) -> list[Path]:
     """Return the Markdown files under `content` (see source_files)."""
     return [p for p in source_files(content) if p.suffix == ".md" and p.is_file()]
-
-
-def read_entry(path: Path, config: Config) -> tuple[Entry | None, list[Problem]]:
-    """Read and parse one file into an Entry, or return the problems that stop it."""
-    rel = path.relative_to(config.root).as_posix()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [Problem(rel, 1, f"cannot read the file: {exc.strerror}")]
-    return parse_entry(rel, raw, config)
 
 
 def parse_entry(rel: str, raw: bytes, config: Config) -> tuple[Entry | None, list[Problem]]:

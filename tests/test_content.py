@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import entry_text
-from publisher.content import load_entries
+
+from publisher.render import load_rendered
 
 GOOD = "---\ntitle: A\ntype: update\ndate: 2017-01-01\n---\nbody\n"
 
@@ -124,7 +124,7 @@ def test_entry_fields_are_read(site):
         action="\n  label: Yaz\n  url: https://example.org/act\n  deadline: 2017-10-09T23:59:00+04:00"
                "\n  targets:\n    - name: Ilham Aliyev\n      title: President\n  asks:\n    - Release them",
     ))
-    [entry] = load_entries(site.config)
+    [entry] = load_rendered(site.config)[0]
     assert (entry.slug, entry.lang, entry.type, entry.key) == ("write", "az", "alert", "write")
     assert entry.date.isoformat() == "2017-09-25T10:00:00+04:00"  # no offset: the site's zone
     assert entry.id == "tag:news.example.org,2017-09-25:az/write"

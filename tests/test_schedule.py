@@ -18,8 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from conftest import CONFIG, ScratchSite, entry_text
+
 from publisher import timetable
 from publisher.autopublish import Runner
 from publisher.locking import SchedulerBusy
@@ -168,9 +168,9 @@ def test_future_moments_are_embargoes_expiries_and_deadlines_not_drafts(site):
     site.entry("b.md", title="Draft", date="2026-11-21T09:00:00+04:00", draft="true")
     site.entry("c.md", title="Act", type="campaign", date="2026-11-01T09:00:00+04:00",
                expires="2026-12-01T00:00:00+04:00", action="{label: Sign, url: 'https://example.org/x'}")
-    from publisher.content import load_entries
+    from publisher.render import load_rendered
 
-    moments = timetable.future_moments(load_entries(site.config), T0)
+    moments = timetable.future_moments(load_rendered(site.config)[0], T0)
     assert [iso(m) for m in moments] == ["2026-11-20T05:00:00+00:00", "2026-11-30T20:00:00+00:00"]
 
 
