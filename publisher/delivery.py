@@ -13,14 +13,13 @@ failed instead (at-most-once). The outbox transport has no such window: a resend
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import re
 import sqlite3
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
@@ -31,8 +30,10 @@ from typing import Callable, Iterator
 from urllib.parse import quote, urlsplit
 
 from publisher.config import Config
+from publisher.locking import exclusive
+from publisher.mail import envelope_sender
 from publisher.subscribers import Subscriber, SubscriberList, connect, transaction
-from publisher.tokens import load_secret, make_token
+from publisher.tokens import UNSUBSCRIBE, load_secret, make_token
 from publisher.transports import (
     DeliveryError,
     Rejected,
@@ -44,7 +45,6 @@ from publisher.transports import (
 log = logging.getLogger("publisher.delivery")
 
 WEEK = re.compile(r"\d{4}-W(0[1-9]|[1-4]\d|5[0-3])")
-UNSUBSCRIBE = "unsubscribe"  # token purpose
 MAX_BACKOFF = 300.0
 # This many refusals in a row means the relay, not the recipients, is the problem (a relay
 # refusing to relay for us says "550" too): stop, and undo the streak's bounces and failures.
@@ -330,7 +330,7 @@ class _Run:
         self.progress = progress or (lambda done, total: None)
         self.subscribers = SubscriberList(config, db)
         self.report = SendReport(mailing.key, transport.name)
-        self.sender = config.smtp.envelope_from or _default_sender(config)
+        self.sender = envelope_sender(config)
         # Pacing protects a relay's limits; writing files to the outbox needs none.
         self.pacer = _Pacer(policy_.rate if transport.name == "smtp" else 0, sleep)
         self.built: dict[str, BuiltMessage] = {}
@@ -535,10 +535,6 @@ class _Pacer:
         self.next_at = now + self.interval
 
 
-def _default_sender(config: Config) -> str:
-    return config.newsletter.from_address or f"newsletter@{config.host}"
-
-
 def _outbox_name(mailing: str, subscriber_id: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', mailing)}/{subscriber_id}.eml"
 
@@ -559,15 +555,12 @@ def _exclusive(config: Config, key: str) -> Iterator[None]:
     folder = config.path("state") / "locks"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"send-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
-    with open(path, "a") as handle:
+    with ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(exclusive(path, wait=False))
         except BlockingIOError:
             raise DeliveryError(f"another `publisher send` of {key} is running; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def ledger_counts(config: Config, key: str) -> dict[str, int]:

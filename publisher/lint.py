@@ -20,6 +20,7 @@ from publisher.config import Config
 from publisher.content import Entry
 from publisher.images import is_image
 from publisher.problems import Problem
+from publisher.render import source_folder
 from publisher.tracking import is_tracking
 from publisher.urls import entry_page
 from publisher.website import Site
@@ -65,7 +66,7 @@ def lint_site(site: Site, files: set[str]) -> list[Problem]:
 def lint_entry(entry: Entry, config: Config, now: datetime, site_paths: set[str]) -> list[Problem]:
     """Return the safety warnings of one entry."""
     found = [*check_title(entry, config), *check_summary(entry, config), *check_action(entry, now)]
-    folder = _folder(entry, config)
+    folder = source_folder(entry, config)
     for link in body_links(entry):
         url = _resolve(link.url, folder)
         found += [(link.line, message) for message in check_link(url, link, config, site_paths)]
@@ -206,11 +207,6 @@ def _label(text: str) -> str:
 
 def _unbracket(url: str) -> str:
     return url[1:-1].strip() if url.startswith("<") and url.endswith(">") else url
-
-
-def _folder(entry: Entry, config: Config) -> str:
-    folder = posixpath.dirname(entry.path.removeprefix(config.content_dir.rstrip("/") + "/"))
-    return f"/{folder}/" if folder else "/"
 
 
 def _resolve(url: str, folder: str) -> str:

@@ -48,10 +48,10 @@ def site_lock(state: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Wait for, then hold, an exclusive lock on `path` (created if missing)."""
+def exclusive(path: Path, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing); without `wait`, raise BlockingIOError if taken."""
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             yield
         finally:

@@ -73,6 +73,11 @@ def from_address(config: Config) -> str:
     return config.newsletter.from_address or f"newsletter@{config.host}"
 
 
+def envelope_sender(config: Config) -> str:
+    """Return the SMTP envelope sender, where bounces go."""
+    return config.smtp.envelope_from or from_address(config)
+
+
 def message_id(config: Config, kind: str, *parts: str) -> str:
     """Return a Message-ID on our domain, the same for every build of the same issue or alert."""
     digest = hashlib.sha256("\0".join((config.tag_authority, kind, *parts)).encode("utf-8")).hexdigest()[:16]

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import watchfiles
 
+from publisher import redaction
 from publisher.build import load_site, site_files, template_problems
 from publisher.check import check
 from publisher.config import CONFIG_NAME, load_config
@@ -130,7 +131,7 @@ class Preview:
         """Rebuild whenever content, templates, the config or the redaction list change."""
         config = load_config(self.root)  # serve() has read it once already; its folders are watched from now on
         folders = [str(p) for p in [config.path("content"), *Templates(config).folders] if p.is_dir()]
-        watched = {(self.root / CONFIG_NAME).resolve(), (self.root / config.lint.redaction_list).resolve()}
+        watched = {(self.root / CONFIG_NAME).resolve(), redaction.list_path(config).resolve()}
         parents = sorted({str(p.parent) for p in watched if p.parent.is_dir()})
         files = watchfiles.watch(*parents, watch_filter=lambda _, path: Path(path).resolve() in watched,
                                  recursive=False, **WATCH_OPTIONS, stop_event=stop)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from publisher import redaction
 from publisher.config import CONFIG_NAME, Config
 
 # Timestamps are coarse on some file systems: a file changed within this window of its
@@ -73,13 +74,13 @@ def outside_files(config: Config) -> list[Path]:
     """
     from publisher.issues import ledger_path
 
-    return [config.root / config.lint.redaction_list, ledger_path(config)]
+    return [redaction.list_path(config), ledger_path(config)]
 
 
 def is_source(config: Config, path: Path) -> bool:
     """Tell whether a changed path is one a build reads (not output/, state/ or editor backups)."""
     path = path.resolve() if path.is_absolute() else (config.root / path).resolve()
-    if path == (config.root / CONFIG_NAME).resolve() or path == (config.root / config.lint.redaction_list).resolve():
+    if path == (config.root / CONFIG_NAME).resolve() or path == (redaction.list_path(config)).resolve():
         return True
     for name in ("content", "templates"):
         folder = config.path(name).resolve()

@@ -167,7 +167,7 @@ class SubscriberList:
             status: str = "active", discreet: bool = False) -> Subscriber:
         """Add an address, or update its settings; never reactivate one that unsubscribed or bounced."""
         row = self._row_values(normalise_address(address), language, lists, status, discreet)
-        with self._transaction():
+        with transaction(self.db):
             return self._upsert(row, now)
 
     def import_csv(self, path: Path, now: datetime, status: str = "active") -> tuple[int, int]:
@@ -176,7 +176,7 @@ class SubscriberList:
         if problems:
             raise EditorError(problems)
         added = updated = 0
-        with self._transaction():
+        with transaction(self.db):
             for row in rows:
                 existed = self._find(row["address"]) is not None
                 self._upsert(row, now)
@@ -185,7 +185,7 @@ class SubscriberList:
 
     def remove(self, address: str) -> bool:
         """Delete an address and everything it was subscribed to; return whether it was there."""
-        with self._transaction():
+        with transaction(self.db):
             cursor = self.db.execute("DELETE FROM subscribers WHERE address = ?", (normalise_address(address),))
         return cursor.rowcount > 0
 
@@ -207,7 +207,7 @@ class SubscriberList:
     def set_status(self, subscriber_id: str, status: str, now: datetime) -> bool:
         """Move a subscriber to a status; confirming only ever moves a pending one to active."""
         stamp = now.isoformat()
-        with self._transaction():
+        with transaction(self.db):
             if status == "active":
                 cursor = self.db.execute(
                     "UPDATE subscribers SET status = 'active', changed = ?, confirmed = ? WHERE id = ? AND status = 'pending'",
@@ -227,9 +227,6 @@ class SubscriberList:
                              s.created, s.changed])
             count += 1
         return count
-
-    def _transaction(self):
-        return _Transaction(self.db)
 
     def _find(self, address: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM subscribers WHERE address = ?", (address,)).fetchone()

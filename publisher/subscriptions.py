@@ -30,6 +30,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from babel import negotiate_locale
 
 from publisher.config import Config
+from publisher.mail import envelope_sender, from_address
 from publisher.subscribers import (
     LISTS,
     BadAddress,
@@ -38,12 +39,11 @@ from publisher.subscribers import (
     normalise_address,
 )
 from publisher.templates import Templates
-from publisher.tokens import load_secret, make_token, read_token
+from publisher.tokens import CONFIRM, UNSUBSCRIBE, load_secret, make_token, read_token
 from publisher.transports import DeliveryError, Rejected, Transient, make_transport
 
 log = logging.getLogger("publisher.subscriptions")
 
-UNSUBSCRIBE, CONFIRM = "unsubscribe", "confirm"  # token purposes
 MAX_BODY = 8192
 EMAIL_EVERY = timedelta(minutes=10)  # at most one email per address this often: no mail-bombing through us
 HEADERS = [
@@ -264,7 +264,7 @@ class Worker:
         while len(self.last_email) > 10000:
             self.last_email.popitem(last=False)
         message = self.message(address, lang, kind, link, now)
-        sender = self.config.smtp.envelope_from or self.config.newsletter.from_address or f"newsletter@{self.config.host}"
+        sender = envelope_sender(self.config)
         try:
             self.transport.deliver(sender, address, bytes(message), f"subscriptions/{kind}-{key[:24]}.eml", lambda: None)
         except (Transient, Rejected, DeliveryError) as failure:
@@ -278,7 +278,7 @@ class Worker:
         text = self.templates.render(f"subscription-{kind}.txt", lang, link=link)
         subject, _, body = text.partition("\n\n")
         message = EmailMessage(policy=policy.SMTP)
-        sender = n.from_address or f"newsletter@{self.config.host}"
+        sender = from_address(self.config)
         name = self.config.text(n.from_name, lang) or self.config.text(self.config.title, lang)
         message["From"] = Address(display_name=name, addr_spec=sender)
         message["To"] = address

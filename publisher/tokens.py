@@ -13,6 +13,7 @@ from publisher.config import Config
 from publisher.problems import EditorError, Problem
 
 MIN_SECRET_LENGTH = 32
+UNSUBSCRIBE, CONFIRM = "unsubscribe", "confirm"  # token purposes: a token for one never passes for the other
 MAC_BYTES = 16  # 128 bits: unguessable, and short enough for a mailto subject
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}(\.[0-9]{1,12})?\.[A-Za-z0-9_-]{22}")
 
