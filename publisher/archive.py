@@ -20,7 +20,7 @@ import babel
 
 from publisher import feeds
 from publisher.content import Entry
-from publisher.issues import issue_dir, issues_of
+from publisher.issues import issue_dir, published_issues
 from publisher.markup import relink
 from publisher.templates import Templates, text_direction
 from publisher.urls import absolute, entry_page, relative, root_prefix, tag_dir
@@ -145,10 +145,9 @@ def actions_path(lang: str) -> str:
 def issue_links(site: Site) -> dict[str, tuple[IssueLink, ...]]:
     """Return, per language, the newsletter issues that have gone out or are due, newest first."""
     links: dict[str, list[IssueLink]] = {lang: [] for lang in site.config.languages}
-    for issue in issues_of(site):
-        if issue.sent or (issue.publishes is not None and issue.publishes <= site.now):
-            links[issue.lang].append(IssueLink(issue_dir(issue) + "index.html", issue.number, issue.starts,
-                                                 len(issue.entries)))
+    for issue in published_issues(site):
+        links[issue.lang].append(IssueLink(issue_dir(issue) + "index.html", issue.number, issue.starts,
+                                             len(issue.entries)))
     return {lang: tuple(reversed(items)) for lang, items in links.items()}
 
 

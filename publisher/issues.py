@@ -44,7 +44,7 @@ class Issue:
     starts: datetime  # Monday 00:00 site time
     entries: tuple[Entry, ...]  # email order: open alerts, campaigns with open actions, then updates
     sent: bool
-    publishes: datetime | None = None  # when it goes out: the configured weekday and time after its week
+    publishes: datetime  # when it goes out: the configured weekday and time after its week
     # Ids of entries in earlier, never-mailed weeks of a language that has sent nothing
     # yet; recording this issue as sent keeps them in those archive-only weeks.
     archived: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -102,6 +102,11 @@ def issues_of(site: Site, ledger: Iterable[SentIssue] | None = None) -> tuple[Is
 def find_issue(site: Site, week: str, lang: str, ledger: Iterable[SentIssue] | None = None) -> Issue | None:
     """Return the issue of one week and language, or None when that week made none."""
     return next((i for i in issues_of(site, ledger) if i.week == week and i.lang == lang), None)
+
+
+def published_issues(site: Site) -> tuple[Issue, ...]:
+    """Return the issues readers can see at site.now: sent, or due by their publication time."""
+    return tuple(issue for issue in issues_of(site) if issue.sent or issue.publishes <= site.now)
 
 
 def due_issues(site: Site, grace: timedelta | None = None,

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from publisher import mail
 from publisher.config import CONFIG_NAME, load_config
 from publisher.content import Entry
-from publisher.issues import Issue, find_issue, issue_dir, issues_of
+from publisher.issues import Issue, find_issue, issue_dir, published_issues
 from publisher.markup import relink
 from publisher.plaintext import PlainText
 from publisher.problems import EditorError, Problem
@@ -71,9 +71,8 @@ def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
 def messages(site: Site, templates: Templates) -> Iterator[Message]:
     """Build the issues (sent or due at site.now), oldest first, then the alerts, one by one."""
     alerts = alerts_of(site)  # first: it reports alerts that would share a folder
-    for issue in issues_of(site):
-        if issue.sent or issue.publishes <= site.now:
-            yield issue_message(site, templates, issue)
+    for issue in published_issues(site):
+        yield issue_message(site, templates, issue)
     for entry in alerts:
         yield alert_message(site, templates, entry)
 
