@@ -153,6 +153,7 @@ def find_mailing(config: Config, target: str, now: datetime) -> Mailing:
 
 def _find_alert(config: Config, target: str, now: datetime) -> Mailing:
     from publisher.build import load_site
+    from publisher.newsletter import alert_dir
     from publisher.templates import Templates
 
     site = load_site(config, Templates(config), now)
@@ -169,7 +170,7 @@ def _find_alert(config: Config, target: str, now: datetime) -> Mailing:
     group = [e for e in site.entries if e.type == "alert" and e.translation_key == key]
     if any(e.retracted for e in group):
         raise DeliveryError(f"the alert {target!r} was retracted; it will not be sent")
-    paths = {e.lang: config.path("output") / "alerts" / e.lang / e.slug / "alert.eml" for e in group}
+    paths = {e.lang: config.path("output") / alert_dir(e) / "alert.eml" for e in group}
     messages = _with_discreet_twins({lang: path for lang, path in paths.items() if path.is_file()})
     if not messages:
         raise DeliveryError(f"the alert {target!r} has no built email (output/alerts/LANG/SLUG/alert.eml); "

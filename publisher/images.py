@@ -81,6 +81,11 @@ def size_of(config: Config, src: str) -> tuple[int, int] | None:
     return _sizes[key]
 
 
+def local_sources(fragment: str) -> list[str]:
+    """Return the site-absolute src of every <img> in an HTML fragment, in order."""
+    return [found.group(1) for tag in _IMG.findall(fragment) if (found := _SRC.search(tag))]
+
+
 def add_sizes(fragment: str, config: Config) -> str:
     """Give every local <img> its width and height, so the page and the email do not jump."""
     def sized(match: re.Match) -> str:

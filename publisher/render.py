@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import re
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,7 +38,6 @@ CHUNK = 16
 # An entry (None if it has errors), its problems, and the local files its HTML depends on
 # (image sizes), each with the digest it had when the result was made.
 Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
-_LOCAL_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(/[^"]*)"')
 
 
 def load_rendered(config: Config, store: bool = True) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
@@ -117,7 +115,7 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
         return None, [*problems, problem], ()
     body = images.add_sizes(rendered.html, config)
     digests = FileDigests(config.path("content"))
-    depends = tuple((src, digests.of(src)) for src in sorted(set(_LOCAL_IMAGE.findall(body))))
+    depends = tuple((src, digests.of(src)) for src in sorted(set(images.local_sources(body))))
     entry = dataclasses.replace(entry, html=body, summary=entry.summary or rendered.first_paragraph)
     return entry, problems, depends
 
