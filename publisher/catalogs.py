@@ -6,15 +6,13 @@ to English when rendered, and `publisher check` warns about it at the template's
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po
 from jinja2 import TemplateSyntaxError
 
 from publisher.problems import Problem
-from publisher.templates import LOCALE_DIR, Templates
+from publisher.templates import LOCALE_DIR, Templates, po_path, read_catalog
 
 SOURCE_LANGUAGE = "en"  # the language templates are written in
 SUFFIXES = (".html", ".txt", ".xml")
@@ -24,8 +22,8 @@ def missing_translations(templates: Templates) -> list[Problem]:
     """Return a warning for each template string some site language cannot translate."""
     config = templates.config
     languages = [lang for lang in config.languages if lang.split("_")[0] != SOURCE_LANGUAGE]
-    catalogs = {lang: catalog(lang) for lang in languages}
-    problems = [Problem(_show(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", config.root), 1,
+    catalogs = {lang: read_catalog(lang) for lang in languages}
+    problems = [Problem(_show(po_path(lang), config.root), 1,
                         f"no message catalog for '{lang}': its readers see every template string in English",
                         warning=True)
                 for lang, found in catalogs.items() if found is None]
@@ -56,16 +54,6 @@ def template_files(templates: Templates) -> list[Path]:
             if path.is_file() and path.suffix in SUFFIXES and not name.startswith("static/"):
                 seen.setdefault(name, path)
     return list(seen.values())
-
-
-@lru_cache(maxsize=None)
-def catalog(lang: str) -> Catalog | None:
-    """Read a language's catalog, or None when there is none."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        return read_po(handle, locale=lang)
 
 
 def _translated(found: Catalog, msgid: str) -> bool:

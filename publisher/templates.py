@@ -8,6 +8,7 @@ from pathlib import Path
 
 import babel
 from babel.dates import format_date, format_datetime
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -72,13 +73,25 @@ class Templates:
         return env
 
 
+def po_path(lang: str) -> Path:
+    """Return where a language's message catalog lives."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+
+
+def read_catalog(lang: str) -> Catalog | None:
+    """Read a language's catalog, or None when there is none."""
+    path = po_path(lang)
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return read_po(handle, locale=lang)
+
+
 def translations(lang: str) -> NullTranslations:
     """Load a language's catalog from its .po file (compiled in memory; no binaries in git)."""
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if not po.is_file():
+    catalog = read_catalog(lang)
+    if catalog is None:
         return NullTranslations()
-    with po.open("rb") as handle:
-        catalog = read_po(handle, locale=lang)
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
