@@ -85,7 +85,7 @@ def with_retraction_notice(entry: Entry, templates: Templates) -> Entry:
     if not entry.retracted:
         return entry
     notice = templates.render("retraction.html", entry.lang, entry=entry)
-    return dataclasses.replace(entry, html=notice, summary=entry.retracted.reason)
+    return dataclasses.replace(entry, rendered=notice, markdown=entry.body, stored=None, summary=entry.retracted.reason)
 
 
 def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import urlsplit
 
 import yaml
@@ -64,6 +64,21 @@ class Retraction:
     reason: str
 
 
+class TextStore(Protocol):
+    def text(self, key: bytes, column: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where an entry's Markdown and HTML are kept: a store and the entry's key in it."""
+
+    store: TextStore
+    key: bytes
+
+    def text(self, column: str) -> str:
+        return self.store.text(self.key, column)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One published (or draft, or embargoed) piece of writing."""
@@ -75,7 +90,7 @@ class Entry:
     date: datetime
     lang: str
     id: str
-    body: str  # Markdown source
+    markdown: str = field(compare=False, repr=False)  # the body's Markdown source, when held in memory (read `body`)
     body_line: int
     summary: str = ""
     tags: tuple[str, ...] = ()
@@ -89,7 +104,21 @@ class Entry:
     image: str = ""
     image_alt: str = ""
     lines: tuple[tuple[str, int], ...] = ()
-    html: str = field(default="", compare=False)  # filled in by markup, after validation
+    rendered: str = field(default="", compare=False, repr=False)  # the body's HTML, when held in memory (read `html`)
+    # Where the Markdown and HTML are kept instead, once rendered (render.py's cache): at
+    # 10,000 entries they would be hundreds of MB in memory, and most builds need few of them.
+    stored: Stored | None = field(default=None, compare=False, repr=False)
+    fingerprint: bytes = field(default=b"", compare=False, repr=False)  # digest of everything the entry was made from
+
+    @property
+    def body(self) -> str:
+        """Return the Markdown source of the body."""
+        return self.markdown if self.stored is None else self.stored.text("markdown")
+
+    @property
+    def html(self) -> str:
+        """Return the body's sanitised HTML (empty before rendering)."""
+        return self.rendered if self.stored is None else self.stored.text("html")
 
     @property
     def modified(self) -> datetime:
@@ -287,7 +316,7 @@ class _FieldReader:
             return None
         return Entry(
             path=self.rel, slug=slug, title=title, type=kind, date=date, lang=lang, id=entry_id,
-            body=body, body_line=body_line, summary=summary, tags=tags, draft=draft, key=key,
+            markdown=body, body_line=body_line, summary=summary, tags=tags, draft=draft, key=key,
             updated=updated, correction=correction, expires=expires, action=action,
             retracted=retracted, image=image, image_alt=image_alt, lines=tuple(sorted(self.lines.items())),
         )

@@ -15,17 +15,19 @@ import multiprocessing
 import os
 import pickle
 import sqlite3
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 from urllib.parse import unquote
 
 from publisher import images, redaction
 from publisher.config import CONFIG_NAME, Config
-from publisher.content import Entry, entry_files, escapes, find_collisions, parse_entry
+from publisher.content import Entry, Stored, entry_files, escapes, find_collisions, parse_entry
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
 from publisher.redaction import RedactionList
@@ -41,40 +43,60 @@ Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
 
 
 def load_rendered(config: Config, store: bool = True) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
-    """Return every entry with its HTML, oldest first, and the warnings; raise EditorError on errors.
+    """Return every entry, oldest first, and the warnings; raise EditorError on errors.
 
-    With `store=False` the cache is only read (`publisher check` writes nothing).
+    Entries come back without their Markdown and HTML in memory: those are read from the
+    cache when asked for (Entry.body, Entry.html). With `store=False` the cache is only read
+    (`publisher check` writes nothing), and what it lacks is held in memory instead.
     """
-    sources = read_sources(config)
+    paths = source_paths(config)
     redactions = redaction.load(config)
     salt = fingerprint(config)
-    keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + raw, digest_size=20).digest()
-            for rel, raw in sources.items()}
-    with RenderCache(config.path("state") / "cache" / "entries.sqlite", store) as cache:
-        digests = FileDigests(config.path("content"))
+    cache_path = cache_file(config)
+    with RenderCache(cache_path, store) as cache:
+        digests = FileDigests(config.path("content"), cache)
+        keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + digests.of_path(path), digest_size=20).digest()
+                for rel, path in paths.items()}
         results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
-        missing = [(rel, sources[rel]) for rel in sources if rel not in results]
-        fresh = dict(zip((rel for rel, _ in missing), process_all(missing, config, redactions)))
-        cache.put({keys[rel]: result for rel, result in fresh.items()})
+        missing = [rel for rel in paths if rel not in results]
+        fresh = process_all(read_sources({rel: paths[rel] for rel in missing}), config, redactions)
+        for rel, result in zip(missing, fresh):
+            results[rel] = cache.put(keys[rel], result)
+        cache.commit()
         cache.retain(keys.values())
-    results.update(fresh)
-    entries = [entry for entry, _, _ in results.values() if entry is not None]
+        digests.save()
+    texts = TextStore(cache_path) if store else cache.reader()
+    entries = [_stored(result, keys[rel], texts) for rel, result in results.items() if result[0] is not None]
     problems = [p for _, found, _ in results.values() for p in found] + find_collisions(entries, config)
     if any(not p.warning for p in problems):
         raise EditorError(problems)
     return tuple(sorted(entries, key=lambda e: (e.date, e.path))), tuple(problems)
 
 
-def read_sources(config: Config) -> dict[str, bytes]:
-    """Read every entry file once; raise EditorError naming each that cannot be read or leads outside content/."""
-    sources, problems = {}, []
+def cache_file(config: Config) -> Path:
+    return config.path("state") / "cache" / "entries.sqlite"
+
+
+def source_paths(config: Config) -> dict[str, Path]:
+    """Find every entry file; raise EditorError naming each that leads outside content/."""
+    paths, problems = {}, []
     for path in entry_files(config.path("content")):
         rel = path.relative_to(config.root).as_posix()
         if escapes(path, config.path("content")):
             problems.append(Problem(rel, 1, "this is a link to a file outside content/; copy the file in instead"))
-            continue
+        else:
+            paths[rel] = path
+    if problems:
+        raise EditorError(problems)
+    return paths
+
+
+def read_sources(paths: dict[str, Path]) -> list[tuple[str, bytes]]:
+    """Read entry files; raise EditorError naming each that cannot be read."""
+    sources, problems = [], []
+    for rel, path in paths.items():
         try:
-            sources[rel] = path.read_bytes()
+            sources.append((rel, path.read_bytes()))
         except OSError as exc:
             problems.append(Problem(rel, 1, f"cannot read the file: {exc.strerror}"))
     if problems:
@@ -82,22 +104,41 @@ def read_sources(config: Config) -> dict[str, bytes]:
     return sources
 
 
-def process_all(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> list[Result]:
-    """Parse, scan and render files, on every core when there are enough of them."""
+def _stored(result: Result, key: bytes, texts: "TextStore | None") -> Entry:
+    """Point a result's entry at where its texts are kept, and give it its fingerprint."""
+    entry, _, depends = result
+    stamp = hashlib.blake2b(key + b"".join(digest for _, digest in depends), digest_size=20).digest()
+    if texts is None or entry.markdown or entry.rendered:  # held in memory (a check that could not store)
+        return dataclasses.replace(entry, fingerprint=stamp)
+    return dataclasses.replace(entry, stored=Stored(texts, key), fingerprint=stamp)
+
+
+def process_all(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> Iterator[Result]:
+    """Parse, scan and render files, in order, on every core when there are enough of them.
+
+    Results are yielded as they come, so the caller can store each and let its texts go.
+    """
     if len(files) < POOL_THRESHOLD or (os.cpu_count() or 1) < 2:
-        return [process_file(rel, raw, config, redactions) for rel, raw in files]
+        return (process_file(rel, raw, config, redactions) for rel, raw in files)
+    return _pooled(files, config, redactions)
+
+
+def _pooled(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> Iterator[Result]:
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     # forkserver, not fork: the scheduler calls this from a process that runs threads.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["publisher.render"])
+    done = 0
     try:
         with ProcessPoolExecutor(os.cpu_count(), mp_context=context, initializer=_start_worker,
                                  initargs=(config, redactions)) as pool:
-            return [result for chunk in pool.map(_process_chunk, chunks) for result in chunk]
+            for chunk in pool.map(_process_chunk, chunks):
+                yield from chunk
+                done += len(chunk)
     except (BrokenProcessPool, OSError) as exc:
         # No pool here (a host without /dev/shm, a main module a worker cannot import): slower, same result.
         log.warning("rendering in one process: the process pool failed (%s)", exc)
-        return [process_file(rel, raw, config, redactions) for rel, raw in files]
+        yield from (process_file(rel, raw, config, redactions) for rel, raw in files[done:])
 
 
 def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList) -> Result:
@@ -116,7 +157,7 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
     body = images.add_sizes(rendered.html, config)
     digests = FileDigests(config.path("content"))
     depends = tuple((src, digests.of(src)) for src in sorted(set(images.local_sources(body))))
-    entry = dataclasses.replace(entry, html=body, summary=entry.summary or rendered.first_paragraph)
+    entry = dataclasses.replace(entry, rendered=body, summary=entry.summary or rendered.first_paragraph)
     return entry, problems, depends
 
 
@@ -160,30 +201,67 @@ def code_version() -> bytes:
     return digest.digest()
 
 
-class FileDigests:
-    """Digests of files under content/, each read once per build."""
 
-    def __init__(self, content: Path):
+
+class FileDigests:
+    """Digests of files under content/, each found once per build.
+
+    A file whose size, modification and change times and inode are as they were when it was
+    last hashed keeps its digest, the way git's index does, so an unchanged tree is not read
+    again; the digest, never the times, is what every cache key is made of. A file changed
+    within the last two seconds is hashed again next time (a second change in the same clock
+    tick would leave the times as they were).
+    """
+
+    def __init__(self, content: Path, cache: "RenderCache | None" = None):
         self.content = content
+        self.cache = cache
         self.known: dict[str, bytes] = {}
+        self.memo = cache.signatures() if cache else {}
+        self.seen: dict[str, tuple[bytes, bytes]] = {}
+        self.dirty = False
 
     def of(self, src: str) -> bytes:
+        """Return the digest of a file named as an entry links it (/images/a.png), or b"missing"."""
         if src not in self.known:
-            path = self.content / unquote(src).lstrip("/")
-            try:
-                self.known[src] = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
-            except OSError:
-                self.known[src] = b"missing"
+            self.known[src] = self.of_path(self.content / unquote(src).lstrip("/"))
         return self.known[src]
+
+    def of_path(self, path: Path) -> bytes:
+        name = os.fsdecode(path)
+        try:
+            info = path.stat()
+        except OSError:
+            return b"missing"
+        signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}".encode()
+        memo = self.memo.get(name)
+        if memo and memo[0] == signature:
+            self.seen[name] = memo
+            return memo[1]
+        try:
+            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+        except OSError:
+            return b"missing"
+        self.dirty = True
+        if time.time() - max(info.st_mtime, info.st_ctime) > 2:  # the clock decides whether to trust times, never an output
+            self.seen[name] = (signature, digest)
+        return digest
 
     def unchanged(self, depends: tuple[tuple[str, bytes], ...]) -> bool:
         return all(self.of(src) == digest for src, digest in depends)
 
+    def save(self) -> None:
+        """Remember the files seen this build (and only those), if anything changed."""
+        if self.cache is not None and (self.dirty or len(self.seen) != len(self.memo)):
+            self.cache.keep_signatures(self.seen)
+
 
 class RenderCache:
-    """A table of hash -> pickled result in SQLite, in the state folder (never in output/).
+    """Results by hash in SQLite, in the state folder (never in output/).
 
-    Pickle is safe here only because the state folder is as trusted as the code itself.
+    Each row holds an entry's metadata (pickled) and, apart, its Markdown and HTML, which
+    are read only when an output needs them. Pickle is safe here only because the state
+    folder is as trusted as the code itself.
     """
 
     def __init__(self, path: Path, store: bool = True):
@@ -200,7 +278,11 @@ class RenderCache:
                 self.path.unlink(missing_ok=True)
                 self.db = self._open()
         elif self.path.is_file():
-            self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
+                self.db.execute("SELECT 1 FROM entries LIMIT 1")
+            except sqlite3.DatabaseError:
+                self.db = None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -209,7 +291,11 @@ class RenderCache:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, meta BLOB NOT NULL, "
+                   "markdown TEXT NOT NULL, html TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, signature BLOB NOT NULL, "
+                   "digest BLOB NOT NULL)")
+        db.execute("DROP TABLE IF EXISTS results")  # the format before texts were kept apart
         return db
 
     def get(self, keys: dict[str, bytes]) -> dict[str, Result]:
@@ -226,28 +312,90 @@ class RenderCache:
         batch = list(wanted)
         for start in range(0, len(batch), 500):
             part = batch[start:start + 500]
-            rows = self.db.execute(f"SELECT key, value FROM results WHERE key IN ({','.join('?' * len(part))})", part)
-            for key, value in rows:
-                found[wanted[key]] = pickle.loads(value)
+            rows = self.db.execute(f"SELECT key, meta FROM entries WHERE key IN ({','.join('?' * len(part))})", part)
+            for key, meta in rows:
+                found[wanted[key]] = pickle.loads(meta)
         return found
 
-    def put(self, results: dict[bytes, Result]) -> None:
-        if not results or not self.store:
-            return
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?)",
-                                ((key, pickle.dumps(result, protocol=5)) for key, result in results.items()))
+    def put(self, key: bytes, result: Result) -> Result:
+        """Store a fresh result; return it without its texts when they are stored, else as it is."""
+        entry, problems, depends = result
+        if self.db is None or not self.store:
+            return result
+        bare = dataclasses.replace(entry, markdown="", rendered="") if entry else None
+        meta = (bare, problems, depends)
+        self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
+                        (key, pickle.dumps(meta, protocol=5), entry.markdown if entry else "",
+                         entry.rendered if entry else ""))
+        return meta
+
+    def commit(self) -> None:
+        if self.db is not None and self.store:
+            self.db.commit()
 
     def retain(self, keys: Iterable[bytes]) -> None:
         """Drop results no current file uses, once they outnumber the live ones."""
-        if not self.store:
+        if self.db is None or not self.store:
             return
         keys = list(keys)
-        count = self.db.execute("SELECT count(*) FROM results").fetchone()[0]
+        count = self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
         if count <= 2 * len(keys) + 100:
             return
         with self.db:
             self.db.execute("CREATE TEMP TABLE live (key BLOB PRIMARY KEY)")
             self.db.executemany("INSERT OR IGNORE INTO live VALUES (?)", ((k,) for k in keys))
-            self.db.execute("DELETE FROM results WHERE key NOT IN (SELECT key FROM live)")
+            self.db.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM live)")
             self.db.execute("DROP TABLE live")
+
+    def signatures(self) -> dict[str, tuple[bytes, bytes]]:
+        """Return each content file's last known (stat signature, digest)."""
+        if self.db is None:
+            return {}
+        try:
+            return {path: (signature, digest) for path, signature, digest in self.db.execute("SELECT * FROM files")}
+        except sqlite3.DatabaseError:
+            return {}
+
+    def keep_signatures(self, seen: dict[str, tuple[bytes, bytes]]) -> None:
+        if self.db is None or not self.store:
+            return
+        with self.db:
+            self.db.execute("DELETE FROM files")
+            self.db.executemany("INSERT INTO files VALUES (?, ?, ?)",
+                                ((path, sig, digest) for path, (sig, digest) in seen.items()))
+
+    def reader(self) -> "TextStore | None":
+        """Return a store to read texts from after a read-only load, or None if there is no cache."""
+        return TextStore(self.path) if self.db is not None else None
+
+
+class TextStore:
+    """Reads entries' Markdown and HTML from the cache when an output asks for them.
+
+    One read-only connection per thread (the preview serves from threads).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.local = threading.local()
+
+    def text(self, key: bytes, column: str) -> str:
+        if column not in ("markdown", "html"):
+            raise ValueError(column)
+        row = self._db().execute(f"SELECT {column} FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            # Another build pruned the cache between this one's load and now; building again is enough.
+            raise LookupError(f"{self.path}: a rendered entry went missing while this build ran; run it again")
+        return row[0]
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self.local, "db", None)
+        if db is None:
+            db = self.local.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
+        return db
+
+    def __getstate__(self) -> dict:  # a connection cannot be pickled; the path is enough
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])

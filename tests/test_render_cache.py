@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import sqlite3
 
@@ -30,13 +29,8 @@ def fresh_copy(site: ScratchSite, tmp_path, name: str) -> ScratchSite:
 def poison(site: ScratchSite) -> None:
     """Replace every cached body with a marker, so a stale hit would show in the output."""
     db = sqlite3.connect(site.root / "state/cache/entries.sqlite")
-    rows = db.execute("SELECT key, value FROM results").fetchall()
     with db:
-        for key, value in rows:
-            entry, problems, depends = pickle.loads(value)
-            if entry is not None:
-                entry = entry.__class__(**{**entry.__dict__, "html": "<p>STALE</p>"})
-            db.execute("UPDATE results SET value = ? WHERE key = ?", (pickle.dumps((entry, problems, depends)), key))
+        db.execute("UPDATE entries SET html = '<p>STALE</p>'")
     db.close()
 
 
