@@ -11,9 +11,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import babel
@@ -23,6 +23,7 @@ from publisher.content import Entry
 from publisher.issues import issue_dir, published_issues
 from publisher.markup import relink
 from publisher.templates import Templates, text_direction
+from publisher.units import Keys, NoKeys, Unit, rendered
 from publisher.urls import absolute, entry_page, relative, root_prefix, tag_dir
 from publisher.website import Site
 
@@ -46,20 +47,42 @@ class IssueLink:
 
 def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield every archive page, the sitemap and the theme's static files."""
+    return rendered(units(site, templates, NoKeys()))
+
+
+def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
+    """Yield every archive page, the sitemap and the static files as units, each keyed on what it shows."""
+    config = site.config
     for entry in site.entries:
-        yield entry_page(entry, site.config), render_entry(site, templates, entry)
+        page = entry_page(entry, config)
+        yield keys.unit(partial(_one, page, render_entry, site, templates, entry),
+                        "entry", page, entry, site.translations(entry))
     issues = issue_links(site)
-    for lang in site.config.languages:
-        yield from listing_pages(site, templates, lang, issues[lang])
-        yield issues_path(lang), render_page(site, templates, issues_path(lang), lang, "issues.html", issues=issues[lang])
-        yield from tag_pages(site, templates, lang)
-        yield actions_path(lang), render_page(site, templates, actions_path(lang), lang, "actions.html",
-                                              actions=site.open_actions(lang))
-    yield "index.html", render_page(site, templates, "index.html", site.config.default_language, "root.html")
-    yield "404.html", render_not_found(site, templates)
-    yield "sitemap.xml", render_sitemap(site, templates)
-    yield "robots.txt", f"User-agent: *\nAllow: /\n\nSitemap: {absolute(site.config, 'sitemap.xml')}\n".encode()
-    yield from static_files(templates)
+    for lang in config.languages:
+        yield from listing_pages(site, templates, keys, lang, issues[lang])
+        page = issues_path(lang)
+        yield keys.unit(partial(_one, page, render_page, site, templates, page, lang, "issues.html",
+                                issues=issues[lang]), "issues", page, issues[lang])
+        yield from tag_pages(site, templates, keys, lang)
+        page, actions = actions_path(lang), site.open_actions(lang)
+        yield keys.unit(partial(_one, page, render_page, site, templates, page, lang, "actions.html",
+                                actions=actions), "actions", page, actions)
+    lang = config.default_language
+    yield keys.unit(partial(_one, "index.html", render_page, site, templates, "index.html", lang, "root.html"), "root")
+    yield keys.unit(partial(_one, "404.html", render_not_found, site, templates), "404")
+    urls = sitemap_urls(site)
+    yield keys.unit(partial(_one, "sitemap.xml", render_sitemap, site, templates, urls), "sitemap", urls)
+    yield keys.unit(partial(_one, "robots.txt", render_robots, site), "robots")
+    yield keys.unit(partial(static_files, templates), "static")
+
+
+def _one(path: str, render: Callable[..., bytes], *args, **kwargs) -> list[tuple[str, bytes]]:
+    """Render one file of a unit."""
+    return [(path, render(*args, **kwargs))]
+
+
+def render_robots(site: Site) -> bytes:
+    return f"User-agent: *\nAllow: /\n\nSitemap: {absolute(site.config, 'sitemap.xml')}\n".encode()
 
 
 def render_entry(site: Site, templates: Templates, entry: Entry) -> bytes:
@@ -95,24 +118,28 @@ def align_by_class(fragment: str) -> str:
     return _ALIGN.sub(lambda m: f'{m.group(1)} class="align-{m.group(2)}"', fragment)
 
 
-def listing_pages(site: Site, templates: Templates, lang: str,
-                  issues: tuple[IssueLink, ...] = ()) -> Iterator[tuple[str, bytes]]:
+def listing_pages(site: Site, templates: Templates, keys: Keys, lang: str,
+                  issues: tuple[IssueLink, ...] = ()) -> Iterator[Unit]:
     """Yield a language's home page (latest issue, open actions, newest entries) and older pages."""
     for page, chunk, pages in paginate(f"{lang}/", site.in_language(lang)):
         home = pages["number"] == 1
-        yield page, render_page(site, templates, page, lang, "index.html", entries=chunk, pages=pages, home=home,
-                                actions=site.open_actions(lang) if home else (),
-                                latest_issue=issues[0] if home and issues else None)
+        actions = site.open_actions(lang) if home else ()
+        latest = issues[0] if home and issues else None
+        yield keys.unit(partial(_one, page, render_page, site, templates, page, lang, "index.html", entries=chunk,
+                                pages=pages, home=home, actions=actions, latest_issue=latest),
+                        "listing", page, chunk, pages, home, actions, latest)
 
 
-def tag_pages(site: Site, templates: Templates, lang: str) -> Iterator[tuple[str, bytes]]:
+def tag_pages(site: Site, templates: Templates, keys: Keys, lang: str) -> Iterator[Unit]:
     """Yield the list of a language's tags and a paginated page per tag."""
-    counts = Counter(tag for entry in site.in_language(lang) for tag in entry.tags)
+    counts = sorted(Counter(tag for entry in site.in_language(lang) for tag in entry.tags).items())
     index = tags_path(lang)
-    yield index, render_page(site, templates, index, lang, "tags.html", tags=sorted(counts.items()))
-    for tag in sorted(counts):
+    yield keys.unit(partial(_one, index, render_page, site, templates, index, lang, "tags.html", tags=counts),
+                    "tags", index, counts)
+    for tag, _ in counts:
         for page, chunk, pages in paginate(tag_dir(lang, tag), site.with_tag(lang, tag)):
-            yield page, render_page(site, templates, page, lang, "tag.html", tag=tag, entries=chunk, pages=pages)
+            yield keys.unit(partial(_one, page, render_page, site, templates, page, lang, "tag.html", tag=tag,
+                                    entries=chunk, pages=pages), "tag", page, tag, chunk, pages)
 
 
 def paginate(folder: str, entries: tuple[Entry, ...]) -> Iterator[tuple[str, tuple[Entry, ...], dict]]:
@@ -195,9 +222,9 @@ def render_not_found(site: Site, templates: Templates) -> bytes:
     return html.encode("utf-8")
 
 
-def render_sitemap(site: Site, templates: Templates) -> bytes:
+def render_sitemap(site: Site, templates: Templates, urls: list[dict]) -> bytes:
     """Render sitemap.xml: every page's absolute URL, when it last changed, and its translations."""
-    return templates.render("sitemap.xml", site.config.default_language, urls=sitemap_urls(site)).encode("utf-8")
+    return templates.render("sitemap.xml", site.config.default_language, urls=urls).encode("utf-8")
 
 
 def sitemap_urls(site: Site) -> list[dict]:

@@ -6,6 +6,7 @@ import dataclasses
 import traceback
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Iterator
@@ -15,10 +16,11 @@ import jinja2
 from publisher import archive, feeds, images, newsletter, redaction
 from publisher.config import Config, load_config
 from publisher.content import Entry, escapes, source_files
-from publisher.output import DuplicatePath, write_tree
+from publisher.output import DuplicatePath, publish
 from publisher.problems import EditorError, Problem
-from publisher.render import load_rendered
+from publisher.render import FileDigests, RenderCache, cache_file, load_rendered
 from publisher.templates import Templates
+from publisher.units import Keys, NoKeys, Unit, rendered
 from publisher.website import Site
 
 
@@ -36,11 +38,21 @@ def build(root: Path, now: datetime) -> BuildResult:
     templates = Templates(config)
     with template_problems(config):
         site = load_site(config, templates, now)
-        try:
-            count = write_tree(site_files(site, templates), config.path("output"))
-        except DuplicatePath as exc:
-            raise EditorError([overwrite_problem(config, exc.path)]) from None
+        keys = Keys(config, templates.folders, templates.locale, now)
+        with RenderCache(cache_file(config)) as cache:
+            digests = FileDigests(config.path("content"), cache)
+            try:
+                count = publish(site_units(site, templates, keys, digests), config.path("output"),
+                                manifest_path(config))
+            except DuplicatePath as exc:
+                raise EditorError([overwrite_problem(config, exc.path)]) from None
+            digests.save()
     return BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
+
+
+def manifest_path(config: Config) -> Path:
+    """Where the build records what output/ holds (never inside output/)."""
+    return config.path("state") / "cache" / "output.manifest"
 
 
 @contextmanager
@@ -89,9 +101,14 @@ def with_retraction_notice(entry: Entry, templates: Templates) -> Entry:
 
 
 def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
-    """Yield every output file; the content folder's own files first."""
-    return chain(content_files(site.config), archive.files(site, templates), feeds.files(site, templates),
-                 newsletter.files(site, templates))
+    """Yield every output file, rendered; the content folder's own files first."""
+    return rendered(site_units(site, templates, NoKeys(), None))
+
+
+def site_units(site: Site, templates: Templates, keys: Keys, digests: FileDigests | None) -> Iterator[Unit]:
+    """Yield every output as a unit: the content folder's own files, archive, feeds, newsletter."""
+    return chain(content_units(site.config, keys, digests), archive.units(site, templates, keys),
+                 feeds.units(site, templates, keys), newsletter.units(site, templates, keys))
 
 
 # What content/ may publish besides entries: images (their metadata stripped), PDFs and plain
@@ -100,14 +117,20 @@ def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
 PUBLISHED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt")
 
 
-def content_files(config: Config) -> Iterator[tuple[str, bytes]]:
-    """Yield the non-Markdown files under content/ (images, PDFs) at the same relative path."""
+def content_units(config: Config, keys: Keys, digests: FileDigests | None) -> Iterator[Unit]:
+    """Yield each non-Markdown file under content/ (images, PDFs), keyed on its bytes, at the same relative path."""
     files = _other_files(config)
     problems = _refusals(files, config)
     if problems:
         raise EditorError(problems)
     for path, rel in files:
-        yield rel.as_posix(), images.publish_file(path, f"{config.content_dir}/{rel.as_posix()}")
+        name = rel.as_posix()
+        digest = digests.of_path(path) if digests else b""
+        yield keys.unit(partial(_published, path, name, f"{config.content_dir}/{name}"), "file", name, digest)
+
+
+def _published(path: Path, name: str, label: str) -> list[tuple[str, bytes]]:
+    return [(name, images.publish_file(path, label))]
 
 
 def refused_content_files(config: Config) -> list[Problem]:

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Iterator
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from publisher.content import Entry
 from publisher.markup import relink
 from publisher.templates import Templates
 from publisher.text import clean_text
+from publisher.units import Keys, NoKeys, Unit, rendered
 from publisher.urls import absolute, entry_page, tag_dir
 from publisher.website import Site
 
@@ -60,16 +61,23 @@ class Feed:
 
 def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield every feed of the site in all three formats."""
-    rendered: dict[str, str] = {}  # an entry is in several feeds; render it once
+    return rendered(units(site, templates, NoKeys()))
+
+
+def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
+    """Yield each feed, in all three formats, as a unit keyed on its description and entries."""
+    contents: dict[str, str] = {}  # an entry is in several feeds; render it once
     for feed in feeds_of(site, templates):
-        contents = {}
-        for entry in feed.entries:
-            if entry.id not in rendered:
-                rendered[entry.id] = feed_content(site, templates, entry)
-            contents[entry.id] = rendered[entry.id]
-        yield feed.path("atom"), atom(site, feed, contents)
-        yield feed.path("rss"), rss(site, feed, contents)
-        yield feed.path("json"), json_feed(site, feed, contents)
+        yield keys.unit(partial(_formats, site, templates, feed, contents), "feed", feed)
+
+
+def _formats(site: Site, templates: Templates, feed: Feed, memo: dict[str, str]) -> list[tuple[str, bytes]]:
+    for entry in feed.entries:
+        if entry.id not in memo:
+            memo[entry.id] = feed_content(site, templates, entry)
+    contents = {entry.id: memo[entry.id] for entry in feed.entries}
+    return [(feed.path("atom"), atom(site, feed, contents)), (feed.path("rss"), rss(site, feed, contents)),
+            (feed.path("json"), json_feed(site, feed, contents))]
 
 
 def feeds_of(site: Site, templates: Templates) -> tuple[Feed, ...]:

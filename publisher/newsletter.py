@@ -12,6 +12,7 @@ import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,6 +29,7 @@ from publisher.markup import relink
 from publisher.plaintext import PlainText
 from publisher.problems import EditorError, Problem
 from publisher.templates import Templates
+from publisher.units import Keys, Unit
 from publisher.urls import absolute, entry_page, relative, root_prefix
 from publisher.website import Site
 
@@ -66,6 +68,19 @@ def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     """Yield the files of every issue that has gone out or is due, and of every published alert."""
     for message in messages(site, templates):  # one at a time: all of them at once is hundreds of MB
         yield from message.files()
+
+
+def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
+    """Yield each issue and alert (all its files) as a unit keyed on what it is built from."""
+    alerts = alerts_of(site)  # first: it reports alerts that would share a folder
+    for issue in published_issues(site):
+        yield keys.unit(partial(_files_of, issue_message, site, templates, issue), "issue", issue)
+    for entry in alerts:
+        yield keys.unit(partial(_files_of, alert_message, site, templates, entry), "alert", entry)
+
+
+def _files_of(build: Callable[..., Message], *args) -> list[tuple[str, bytes]]:
+    return list(build(*args).files())
 
 
 def messages(site: Site, templates: Templates) -> Iterator[Message]:

@@ -1,26 +1,41 @@
-"""Write the output tree atomically: stage everything, then swap it in at once.
+"""Write the output tree atomically, rewriting only the files that changed.
 
-A build that fails or is killed at any moment leaves the previous `output/` as it was:
-files go to a staging folder beside it, and the finished folder is exchanged with the old
-one in a single rename (Linux `renameat2(RENAME_EXCHANGE)`; elsewhere two renames that
-`recover` repairs if a crash falls between them).
+A build that fails or is killed leaves the previous `output/` as it was. A first build (or
+one that changes many files) fills a staging folder beside `output/` with the whole tree and
+exchanges the two in a single rename (Linux `renameat2(RENAME_EXCHANGE)`; elsewhere two
+renames that `recover` repairs if a crash falls between them).
+
+A build that changes a few files stages just those, then commits a journal (the staged
+files, the files to delete, the new manifest) with one fsync'd rename, and only then moves
+the files in. Until the journal is committed nothing in `output/` has changed; once it is,
+`recover` (run first by every build) finishes the moves if a crash cut them short.
+
+The manifest (in the state folder) lists each unit's key and files, and the identity of the
+`output/` folder it describes; it is how the next build knows what it need not render.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from publisher.locking import exclusive
+from publisher.units import Unit
 
 KEEP = ".gitkeep"  # output/ is kept in git by this one empty file
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+MANIFEST_FORMAT = 1
+# Past this many changed files a build swaps in a whole new tree (hard links for the rest)
+# rather than moving files into place one by one: the move-in stays a moment, not seconds.
+MOVE_LIMIT = 500
 
 
 class DuplicatePath(Exception):
@@ -33,25 +48,194 @@ class DuplicatePath(Exception):
 
 def write_tree(files: Iterable[tuple[str, bytes]], out_dir: Path) -> int:
     """Write every (relative path, bytes) into a fresh tree and swap it in; return the count."""
+    return publish([Unit(b"", lambda: files)], out_dir, None)
+
+
+def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None) -> int:
+    """Bring `out_dir` to exactly the units' files, rendering only units the manifest lacks; return the file count.
+
+    Without a manifest (or with one that does not describe `out_dir`) every unit is rendered
+    into a new tree. Units with an empty key are always rendered.
+    """
     out_dir = out_dir.resolve()
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     with exclusive(parent / f".{out_dir.name}.lock"):
         recover(out_dir)
+        previous = load_manifest(manifest, out_dir)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-staging-", dir=parent))
         try:
-            count = _fill(staging, files)
-            (staging / KEEP).touch()
-            staging.chmod(0o755)
-            _swap(staging, out_dir)
+            plan = Plan(out_dir, staging, previous)
+            for unit in units:
+                plan.add(unit)
+            count = len(plan.paths)
+            if previous is None or len(plan.changed) > MOVE_LIMIT:
+                plan.complete()
+                (staging / KEEP).touch()
+                staging.chmod(0o755)
+                _swap(staging, out_dir)
+                save_manifest(manifest, plan.units, out_dir)
+            elif plan.changed or plan.deleted(previous):
+                _commit(plan, manifest, previous)
+            elif plan.units != previous:  # same files, new keys (an edit that changed no page): remember them
+                save_manifest(manifest, plan.units, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return count
 
 
+class Plan:
+    """The units of one build: which were rendered (their files staged) and which kept."""
+
+    def __init__(self, out_dir: Path, staging: Path, previous: dict[bytes, tuple[str, ...]] | None):
+        self.out_dir = out_dir
+        self.staging = staging
+        self.previous = previous
+        self.units: dict[bytes, tuple[str, ...]] = {}
+        self.paths: set[str] = set()
+        self.changed: list[str] = []
+
+    def add(self, unit: Unit) -> None:
+        if unit.key and self.previous is not None and unit.key in self.previous:
+            paths = self.previous[unit.key]
+            for rel in paths:
+                self._claim(rel)
+        else:
+            paths = tuple(self._write(rel, data) for rel, data in unit.render())
+        if unit.key:
+            self.units[unit.key] = paths
+
+    def _claim(self, rel: str) -> None:
+        _check_path(rel)
+        if rel in self.paths:
+            raise DuplicatePath(rel)
+        self.paths.add(rel)
+
+    def _write(self, rel: str, data: bytes) -> str:
+        self._claim(rel)
+        if self.previous is not None and _same(self.out_dir / rel, data):
+            return rel  # rendered again, unchanged: left as it is
+        target = self.staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        self.changed.append(rel)
+        return rel
+
+    def deleted(self, previous: dict[bytes, tuple[str, ...]]) -> list[str]:
+        return sorted({rel for paths in previous.values() for rel in paths} - self.paths)
+
+    def complete(self) -> None:
+        """Make the staging folder the whole tree: link in every file that was not written anew."""
+        if self.previous is None:
+            return
+        written = set(self.changed)
+        for rel in sorted(self.paths - written):
+            target = self.staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(self.out_dir / rel, target)
+
+
+def _same(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _commit(plan: Plan, manifest: Path, previous: dict[bytes, tuple[str, ...]]) -> None:
+    """Commit the staged changes through the journal, then apply them."""
+    fresh = manifest.with_name(manifest.name + ".new")
+    _write_manifest(fresh, plan.units, plan.out_dir)
+    journal = {"staging": plan.staging.name, "moves": plan.changed, "deletes": plan.deleted(previous),
+               "manifest": [str(fresh), str(manifest)]}
+    path = _journal(plan.out_dir)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(journal, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(temporary, path)  # the commit: from here on the build happens, even after a crash
+    _apply(plan.out_dir, journal)
+
+
+def _journal(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}-journal"
+
+
+def _apply(out_dir: Path, journal: dict) -> None:
+    """Carry out a committed journal; safe to repeat after a crash part-way."""
+    staging = out_dir.parent / journal["staging"]
+    for rel in journal["moves"]:
+        source = staging / rel
+        if source.exists():
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(source, out_dir / rel)
+    for rel in journal["deletes"]:
+        (out_dir / rel).unlink(missing_ok=True)
+        _prune(out_dir, (out_dir / rel).parent)
+    fresh, manifest = (Path(p) for p in journal["manifest"])
+    if fresh.exists():
+        os.rename(fresh, manifest)
+    _journal(out_dir).unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _prune(out_dir: Path, folder: Path) -> None:
+    """Remove folders a deletion left empty, up to out_dir."""
+    while folder != out_dir and folder.is_relative_to(out_dir):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def load_manifest(manifest: Path | None, out_dir: Path) -> dict[bytes, tuple[str, ...]] | None:
+    """Return the previous build's units, or None if there is none or it describes another output/."""
+    if manifest is None:
+        return None
+    try:
+        with open(manifest, "rb") as handle:
+            recorded = pickle.load(handle)
+        info = out_dir.stat()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("format") != MANIFEST_FORMAT:
+        return None
+    if recorded.get("output") != [info.st_dev, info.st_ino]:
+        return None  # output/ was replaced or removed by hand since: build it whole
+    return recorded["units"]
+
+
+def save_manifest(manifest: Path | None, units: dict[bytes, tuple[str, ...]], out_dir: Path) -> None:
+    if manifest is None:
+        return
+    fresh = manifest.with_name(manifest.name + ".new")
+    _write_manifest(fresh, units, out_dir)
+    os.rename(fresh, manifest)
+
+
+def _write_manifest(path: Path, units: dict[bytes, tuple[str, ...]], out_dir: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = out_dir.stat() if out_dir.exists() else None
+    # After a swap out_dir is the staging folder renamed: its identity is the one recorded.
+    recorded = {"format": MANIFEST_FORMAT, "output": [info.st_dev, info.st_ino] if info else None, "units": units}
+    with open(path, "wb") as handle:
+        pickle.dump(recorded, handle, protocol=5)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def recover(out_dir: Path) -> None:
-    """Finish or undo a swap a crash interrupted, and remove abandoned staging folders."""
+    """Finish a committed journal or a swap a crash interrupted, and remove abandoned staging folders."""
     parent = out_dir.parent
+    journal = _journal(out_dir)
+    if journal.exists():
+        try:
+            _apply(out_dir, json.loads(journal.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            journal.unlink()  # written by hand or damaged: the tree it would change is intact
+    _journal(out_dir).with_name(journal.name + ".tmp").unlink(missing_ok=True)
     old = parent / f".{out_dir.name}-old"
     if old.exists() and not out_dir.exists():
         os.rename(old, out_dir)

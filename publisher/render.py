@@ -156,7 +156,9 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
         return None, [*problems, problem], ()
     body = images.add_sizes(rendered.html, config)
     digests = FileDigests(config.path("content"))
-    depends = tuple((src, digests.of(src)) for src in sorted(set(images.local_sources(body))))
+    # Every local file its outputs show: the body's images and the front matter's (templates size it).
+    shown = set(images.local_sources(body)) | ({entry.image} if entry.image else set())
+    depends = tuple((src, digests.of(src)) for src in sorted(shown))
     entry = dataclasses.replace(entry, rendered=body, summary=entry.summary or rendered.first_paragraph)
     return entry, problems, depends
 
@@ -220,6 +222,7 @@ class FileDigests:
         self.memo = cache.signatures() if cache else {}
         self.seen: dict[str, tuple[bytes, bytes]] = {}
         self.dirty = False
+        self.fresh: set[str] = set()
 
     def of(self, src: str) -> bytes:
         """Return the digest of a file named as an entry links it (/images/a.png), or b"missing"."""
@@ -243,6 +246,7 @@ class FileDigests:
         except OSError:
             return b"missing"
         self.dirty = True
+        self.fresh.add(name)
         if time.time() - max(info.st_mtime, info.st_ctime) > 2:  # the clock decides whether to trust times, never an output
             self.seen[name] = (signature, digest)
         return digest
@@ -251,9 +255,9 @@ class FileDigests:
         return all(self.of(src) == digest for src, digest in depends)
 
     def save(self) -> None:
-        """Remember the files seen this build (and only those), if anything changed."""
-        if self.cache is not None and (self.dirty or len(self.seen) != len(self.memo)):
-            self.cache.keep_signatures(self.seen)
+        """Remember the digests found this build, if any was new."""
+        if self.cache is not None and self.dirty:
+            self.cache.keep_signatures({name: self.seen[name] for name in self.fresh if name in self.seen})
 
 
 class RenderCache:
@@ -357,11 +361,11 @@ class RenderCache:
             return {}
 
     def keep_signatures(self, seen: dict[str, tuple[bytes, bytes]]) -> None:
+        """Remember new digests (a removed file's row stays: a hundred bytes, and harmless)."""
         if self.db is None or not self.store:
             return
         with self.db:
-            self.db.execute("DELETE FROM files")
-            self.db.executemany("INSERT INTO files VALUES (?, ?, ?)",
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)",
                                 ((path, sig, digest) for path, (sig, digest) in seen.items()))
 
     def reader(self) -> "TextStore | None":

@@ -52,6 +52,11 @@ class Templates:
         site = self.config.path("templates")
         return [p for p in dict.fromkeys([site, BUILTIN_TEMPLATES]) if p.is_dir()]
 
+    @property
+    def locale(self) -> Path:
+        """Return the folder of the message catalogs."""
+        return LOCALE_DIR
+
     def _make_env(self, lang: str) -> Environment:
         env = Environment(
             loader=ChoiceLoader([FileSystemLoader(str(p)) for p in self.folders]),
