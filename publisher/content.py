@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,7 +143,12 @@ class Entry:
 
 
 def escapes(path: Path, content: Path) -> bool:
-    """Tell whether a path under content/ leads outside it (through a symbolic link) or nowhere."""
+    """Tell whether a file found by `source_files` leads outside content/ (through a symbolic link) or nowhere.
+
+    `source_files` never descends into a linked folder, so only a link itself can lead out.
+    """
+    if not path.is_symlink():
+        return False
     try:
         return not path.resolve(strict=True).is_relative_to(content.resolve())
     except (OSError, RuntimeError):  # a dangling link or a loop
@@ -152,13 +158,25 @@ def escapes(path: Path, content: Path) -> bool:
 def source_files(content: Path) -> list[Path]:
     """Return every file under `content` a build reads, sorted: entries and the files it copies.
 
-    Hidden files and folders, editor backups and `_` folders are skipped; links are kept, so
-    that one leading out of content/ can be refused by name.
+    Hidden files and folders and `_` folders are skipped; links are listed but never followed,
+    so that one leading out of content/ can be refused by name.
     """
     if not content.is_dir():
         return []
-    return sorted(p for p in content.rglob("*") if (p.is_file() or p.is_symlink())
-                  and not any(part.startswith((".", "_")) for part in p.relative_to(content).parts))
+    found: list[Path] = []
+    _walk(content, found)
+    return sorted(found)
+
+
+def _walk(folder: Path, found: list[Path]) -> None:
+    with os.scandir(folder) as entries:
+        for item in entries:
+            if item.name.startswith((".", "_")):
+                continue
+            if item.is_symlink() or item.is_file(follow_symlinks=False):
+                found.append(folder / item.name)
+            elif item.is_dir(follow_symlinks=False):
+                _walk(folder / item.name, found)
 
 
 def entry_files(content: Path) -> list[Path]:

@@ -59,33 +59,40 @@ class Keys:
         return Unit(self.key(*parts), render)
 
     def _add(self, value: object, pieces: list[bytes]) -> None:
-        if isinstance(value, Entry):
+        kind = type(value)  # the commonest kinds first: this runs for every value of every unit
+        if kind is Entry:
             pieces += (b"\x01E", value.fingerprint, b"o" if value.action_open(self.now) else b"c")
-        elif value is None or isinstance(value, (bool, int, float)):
-            pieces.append(f"\x01{value!r}".encode())
-        elif isinstance(value, str):
-            pieces += (b"\x01S", str(len(value)).encode(), b":", value.encode("utf-8", "surrogatepass"))
-        elif isinstance(value, bytes):
-            pieces += (b"\x01B", str(len(value)).encode(), b":", value)
-        elif isinstance(value, (datetime, date)):
-            pieces += (b"\x01D", value.isoformat().encode())
-        elif isinstance(value, (tuple, list)):
+        elif kind is str or isinstance(value, str):
+            data = value.encode("utf-8", "surrogatepass")
+            pieces += (b"\x01S%d:" % len(data), data)
+        elif kind is tuple or kind is list:
             pieces.append(b"\x01(")
             for item in value:
                 self._add(item, pieces)
             pieces.append(b"\x01)")
-        elif isinstance(value, dict):
+        elif kind is dict:
             pieces.append(b"\x01{")
             for name in sorted(value):
                 self._add(name, pieces)
                 self._add(value[name], pieces)
             pieces.append(b"\x01}")
+        elif value is None or kind in (bool, int, float):
+            pieces.append(b"\x01%r" % (value,))
+        elif kind is bytes:
+            pieces += (b"\x01B%d:" % len(value), value)
+        elif kind in (datetime, date):
+            pieces += (b"\x01D", value.isoformat().encode())
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            pieces.append(f"\x01C{type(value).__qualname__}".encode())
-            for item in dataclasses.fields(value):
-                self._add(getattr(value, item.name), pieces)
+            pieces.append(b"\x01C" + kind.__qualname__.encode())
+            for name in _field_names(kind):
+                self._add(getattr(value, name), pieces)
         else:
-            raise TypeError(f"no key for a {type(value).__name__}: say what it is rendered from")
+            raise TypeError(f"no key for a {kind.__name__}: say what it is rendered from")
+
+
+@lru_cache(maxsize=None)
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(item.name for item in dataclasses.fields(kind))
 
 
 def site_fingerprint(config: Config, folders: tuple[Path, ...], locale: Path) -> bytes:
