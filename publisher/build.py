@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -13,9 +13,10 @@ from typing import Iterator
 
 import jinja2
 
-from publisher import archive, feeds, images, newsletter, redaction
+from publisher import archive, feeds, images, newsletter, redaction, stamp
 from publisher.config import Config, load_config
 from publisher.content import Entry, escapes, source_files
+from publisher.issues import publication_time, week_of
 from publisher.output import DuplicatePath, publish
 from publisher.problems import EditorError, Problem
 from publisher.render import FileDigests, RenderCache, cache_file, load_rendered
@@ -31,9 +32,17 @@ class BuildResult:
     warnings: int = 0
 
 
-def build(root: Path, now: datetime) -> BuildResult:
-    """Build the site in `root` as it stands at `now` and swap the new output in."""
+UNKNOWN = "unknown"
+
+
+def build(root: Path, now: datetime, signature: str | None = UNKNOWN) -> BuildResult:
+    """Build the site in `root` as it stands at `now` and bring output/ up to date.
+
+    `signature` is the inputs' stamp.signature when the caller has just taken it.
+    """
     config = load_config(root)
+    if signature is UNKNOWN:
+        signature = stamp.signature(config)
     redaction.refuse(config, entries=False)  # a listed name stops every build; entries are scanned as read
     templates = Templates(config)
     with template_problems(config):
@@ -47,7 +56,33 @@ def build(root: Path, now: datetime) -> BuildResult:
             except DuplicatePath as exc:
                 raise EditorError([overwrite_problem(config, exc.path)]) from None
             digests.save()
-    return BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
+    result = BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
+    stamp.save(config, signature, now, horizon(site, keys), dataclasses.astuple(result))
+    return result
+
+
+def horizon(site: Site, keys: Keys) -> datetime | None:
+    """Return the first moment after site.now at which the output changes with nothing else changed.
+
+    An embargo lifts, an action expires, a dated change shows, or a weekly issue falls due
+    (the next publication time after now bounds them all). None if a template reads the
+    clock itself: then any moment may differ.
+    """
+    if keys.reads_clock:
+        return site.now
+    now, config = site.now, site.config
+    moments = [moment for entry in (*site.entries, *site.hidden) for moment in _moments(entry) if moment > now]
+    weeks = (week_of(now + timedelta(days=days), config) for days in (-7, 0, 7))
+    moments += [moment for moment in map(lambda week: publication_time(week, config), weeks) if moment > now]
+    return min(moments, default=None)
+
+
+def _moments(entry: Entry) -> Iterator[datetime]:
+    yield from (m for m in (entry.date, entry.updated, entry.expires) if m is not None)
+    if entry.retracted:
+        yield entry.retracted.date
+    if entry.action and entry.action.deadline:
+        yield entry.action.deadline
 
 
 def manifest_path(config: Config) -> Path:

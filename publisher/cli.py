@@ -144,9 +144,18 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from publisher.build import build
+    from publisher import stamp
+    from publisher.config import load_config
 
-    result = build(args.site, clock(args))
+    now, config = clock(args), load_config(args.site)
+    current = stamp.signature(config)
+    last = stamp.unchanged(config, now, current)
+    if last:  # nothing changed since the last build, and the clock passed no moment that matters
+        result = argparse.Namespace(files=last.result[0], entries=last.result[1], warnings=last.result[2])
+    else:
+        from publisher.build import build  # the whole rendering stack: imported only when there is work
+
+        result = build(args.site, now, current)
     note = f"; {result.warnings} warning(s): run publisher check" if result.warnings else ""
     print(f"built {result.files} files from {result.entries} published entries{note}", file=sys.stderr)
     return 0

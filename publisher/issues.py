@@ -26,11 +26,12 @@ from typing import Iterable
 
 from publisher.config import WEEKDAYS, Config
 from publisher.content import Entry
+from publisher.locations import ISSUES_LEDGER
 from publisher.locking import exclusive
 from publisher.problems import EditorError, Problem
 from publisher.website import Site
 
-LEDGER = "issues-sent.jsonl"
+LEDGER = ISSUES_LEDGER
 ORDER = ("alert", "campaign")  # open actions first, alerts before campaigns
 
 

@@ -23,9 +23,8 @@ from jinja2 import (
 
 from publisher import images
 from publisher.config import Config
+from publisher.locations import BUILTIN_TEMPLATES, LOCALE_DIR
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 
 class Templates:

@@ -46,7 +46,8 @@ class Keys:
     def __init__(self, config: Config, folders: Iterable[Path], locale: Path, now: datetime):
         self.now = now
         self.base = site_fingerprint(config, tuple(folders), locale)
-        if templates_read_clock(tuple(folders)):
+        self.reads_clock = templates_read_clock(tuple(folders))
+        if self.reads_clock:
             # A template that shows the clock itself may change at any moment: key on it.
             self.base = hashlib.blake2b(self.base + now.isoformat().encode(), digest_size=20).digest()
 
@@ -139,6 +140,7 @@ class NoKeys(Keys):
     def __init__(self) -> None:
         self.now = None
         self.base = b""
+        self.reads_clock = False
 
     def key(self, *parts: object) -> bytes:
         return b""

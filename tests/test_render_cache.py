@@ -114,13 +114,14 @@ def test_changed_template_and_catalog_show_in_a_warm_build(cached_site, tmp_path
     cached_site.write("templates/entry.html", base.replace("<article", "<article data-theme=\"v2\""))
     cached_site.build()
     assert b'data-theme="v2"' in (cached_site.output / "en/2023/07/a/index.html").read_bytes()
-    from publisher import templates
+    from publisher import locations, templates
     catalogs = tmp_path / "locale"
     shutil.copytree(templates.LOCALE_DIR, catalogs)
     po = catalogs / "az/LC_MESSAGES/messages.po"
     if po.exists():
         po.write_text(po.read_text().replace('msgstr "', 'msgstr "X', 1))
     monkeypatch.setattr(templates, "LOCALE_DIR", catalogs)
+    monkeypatch.setattr(locations, "LOCALE_DIR", catalogs)
     cached_site.build()
     assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
 

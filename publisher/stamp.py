@@ -1,0 +1,136 @@
+"""Know, without reading a file, that a build has nothing to do.
+
+The scheduler builds again after every change and every few seconds; most of those builds
+find nothing new. Before loading anything, the build hashes the name and stat signature
+(size, modification and change times, inode) of every input: content/, the templates,
+catalogs, publisher.toml, the redaction list, the issues ledger, publisher's code and its
+libraries. If that signature is the one recorded by the last build, output/ is still the one
+that build made, and the clock has not passed any moment at which the site changes (an
+embargo lifting, an action expiring, an issue's publication time: the "horizon" the last
+build recorded), the output would come out byte for byte the same, and the build stops.
+
+Like git's index, a file changed within two seconds of being looked at is not trusted:
+then there is no signature, and the build runs in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from publisher import locations
+from publisher.config import CONFIG_NAME, Config
+
+RACY_SECONDS = 2
+# Every library whose upgrade can change an output; their files' signatures stand for their versions.
+LIBRARIES = ("markdown", "nh3", "yaml", "PIL", "jinja2", "markupsafe", "babel", "css_inline", "feedgen", "lxml")
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the last complete build saw and made."""
+
+    signature: str
+    now: str  # the clock it built at
+    horizon: str  # the first later moment at which the site changes, or "" if none is known
+    output: list  # identity (device, inode) of the output folder it left
+    result: list  # files, entries, warnings
+
+
+def record_path(config: Config) -> Path:
+    return config.path("state") / "cache" / "build.stamp"
+
+
+def signature(config: Config) -> str | None:
+    """Hash the stat signature of every input; None if one was changed too recently to trust."""
+    digest = hashlib.blake2b(digest_size=20)
+    newest = 0.0
+    folders = [config.path("content"), config.path("templates"), locations.BUILTIN_TEMPLATES,
+               locations.LOCALE_DIR, Path(__file__).parent]
+    files = [config.root / CONFIG_NAME, config.path("state") / locations.ISSUES_LEDGER,
+             config.root / config.lint.redaction_list, *_library_files()]
+    for path in files:
+        newest = max(newest, _add(digest, str(path), path))
+    for folder in folders:
+        digest.update(b"\0folder " + os.fsencode(folder))
+        if folder.is_dir():
+            newest = max(newest, _walk(digest, folder))
+    if newest > time.time() - RACY_SECONDS:  # the clock decides only whether to trust times
+        return None
+    return digest.hexdigest()
+
+
+def _walk(digest, folder: Path) -> float:
+    newest = 0.0
+    with os.scandir(folder) as items:
+        for item in sorted(items, key=lambda i: i.name):
+            if item.name == "__pycache__":
+                continue  # Python's own byte code, rewritten by the first run after a change
+            if item.is_dir(follow_symlinks=False):
+                digest.update(b"\0dir " + os.fsencode(item.path))
+                newest = max(newest, _walk(digest, Path(item.path)))
+            else:
+                newest = max(newest, _add(digest, item.path, Path(item.path)))
+    return newest
+
+
+def _add(digest, name: str, path: Path) -> float:
+    """Hash a file's name and signature (and its target's, for a link); return its newest time."""
+    newest = 0.0
+    for follow in (False, True):
+        try:
+            info = os.stat(path, follow_symlinks=follow)
+        except OSError:
+            digest.update(f"\0{name} missing {follow}".encode("utf-8", "surrogateescape"))
+            continue
+        digest.update(f"\0{name} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} "
+                      f"{info.st_dev} {info.st_mode}".encode("utf-8", "surrogateescape"))
+        newest = max(newest, info.st_mtime, info.st_ctime)
+    return newest
+
+
+def _library_files() -> list[Path]:
+    found = []
+    for name in LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        found.append(Path(spec.origin) if spec and spec.origin else Path(f"/nonexistent/{name}"))
+    return found
+
+
+def unchanged(config: Config, now: datetime, current: str | None) -> Record | None:
+    """Return the last build's record if a build at `now` with inputs of signature `current` would change nothing."""
+    if current is None:
+        return None
+    try:
+        record = Record(**json.loads(record_path(config).read_text(encoding="utf-8")))
+        info = config.path("output").stat()
+        if record.signature != current or record.output != [info.st_dev, info.st_ino]:
+            return None
+        if now < datetime.fromisoformat(record.now):
+            return None  # the clock went back: embargoed entries must disappear again
+        if record.horizon and now >= datetime.fromisoformat(record.horizon):
+            return None
+        return record
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save(config: Config, current: str | None, now: datetime, horizon: datetime | None, result: tuple) -> None:
+    """Record a complete build (or forget the last one, when its inputs could not be trusted)."""
+    path = record_path(config)
+    if current is None:
+        path.unlink(missing_ok=True)
+        return
+    info = config.path("output").stat()
+    record = Record(current, now.isoformat(), horizon.isoformat() if horizon else "", [info.st_dev, info.st_ino],
+                    list(result))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(record.__dict__), encoding="utf-8")
+    os.replace(temporary, path)
