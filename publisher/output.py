@@ -12,6 +12,8 @@ the files in. Until the journal is committed nothing in `output/` has changed; o
 
 The manifest (in the state folder) lists each unit's key and files, and the identity of the
 `output/` folder it describes; it is how the next build knows what it need not render.
+output/ belongs to the build: a file changed by hand inside it stays until its unit changes;
+a replaced or emptied output/ is noticed and built whole.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None) -> int:
         recover(out_dir)
         previous = load_manifest(manifest, out_dir)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-staging-", dir=parent))
+        plan = Plan(out_dir, staging, previous)
         try:
-            plan = Plan(out_dir, staging, previous)
             for unit in units:
                 plan.add(unit)
             count = len(plan.paths)
@@ -80,7 +82,8 @@ def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None) -> int:
             elif plan.units != previous:  # same files, new keys (an edit that changed no page): remember them
                 save_manifest(manifest, plan.units, out_dir)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if not plan.committed:  # a committed journal's staged files are the build: recover() moves them in
+                shutil.rmtree(staging, ignore_errors=True)
     return count
 
 
@@ -94,6 +97,7 @@ class Plan:
         self.units: dict[bytes, tuple[str, ...]] = {}
         self.paths: set[str] = set()
         self.changed: list[str] = []
+        self.committed = False
 
     def add(self, unit: Unit) -> None:
         if unit.key and self.previous is not None and unit.key in self.previous:
@@ -155,6 +159,7 @@ def _commit(plan: Plan, manifest: Path, previous: dict[bytes, tuple[str, ...]]) 
         handle.flush()
         os.fsync(handle.fileno())
     os.rename(temporary, path)  # the commit: from here on the build happens, even after a crash
+    plan.committed = True
     _apply(plan.out_dir, journal)
 
 
@@ -204,6 +209,9 @@ def load_manifest(manifest: Path | None, out_dir: Path) -> dict[bytes, tuple[str
         return None
     if recorded.get("output") != [info.st_dev, info.st_ino]:
         return None  # output/ was replaced or removed by hand since: build it whole
+    with os.scandir(out_dir) as items:
+        if recorded["units"] and not any(item.name != KEEP for item in items):
+            return None  # emptied by hand (rm -rf output/*)
     return recorded["units"]
 
 
