@@ -53,10 +53,8 @@ def files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
 def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
     """Yield every archive page, the sitemap and the static files as units, each keyed on what it shows."""
     config = site.config
-    for entry in site.entries:
-        page = entry_page(entry, config)
-        yield keys.unit(partial(_one, page, render_entry, site, templates, entry),
-                        "entry", page, entry, site.translations(entry))
+    for entry in site.entries:  # its page's path follows from the entry, so the key need not name it
+        yield keys.unit(partial(_entry_page, site, templates, entry), "entry", entry, site.translations(entry))
     issues = issue_links(site)
     for lang in config.languages:
         yield from listing_pages(site, templates, keys, lang, issues[lang])
@@ -70,10 +68,13 @@ def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
     lang = config.default_language
     yield keys.unit(partial(_one, "index.html", render_page, site, templates, "index.html", lang, "root.html"), "root")
     yield keys.unit(partial(_one, "404.html", render_not_found, site, templates), "404")
-    urls = sitemap_urls(site)
-    yield keys.unit(partial(_one, "sitemap.xml", render_sitemap, site, templates, urls), "sitemap", urls)
+    yield keys.unit(partial(_one, "sitemap.xml", render_sitemap, site, templates), "sitemap", site.entries)
     yield keys.unit(partial(_one, "robots.txt", render_robots, site), "robots")
     yield keys.unit(partial(static_files, templates), "static")
+
+
+def _entry_page(site: Site, templates: Templates, entry: Entry) -> list[tuple[str, bytes]]:
+    return [(entry_page(entry, site.config), render_entry(site, templates, entry))]
 
 
 def _one(path: str, render: Callable[..., bytes], *args, **kwargs) -> list[tuple[str, bytes]]:
@@ -222,9 +223,9 @@ def render_not_found(site: Site, templates: Templates) -> bytes:
     return html.encode("utf-8")
 
 
-def render_sitemap(site: Site, templates: Templates, urls: list[dict]) -> bytes:
+def render_sitemap(site: Site, templates: Templates) -> bytes:
     """Render sitemap.xml: every page's absolute URL, when it last changed, and its translations."""
-    return templates.render("sitemap.xml", site.config.default_language, urls=urls).encode("utf-8")
+    return templates.render("sitemap.xml", site.config.default_language, urls=sitemap_urls(site)).encode("utf-8")
 
 
 def sitemap_urls(site: Site) -> list[dict]:

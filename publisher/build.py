@@ -46,12 +46,13 @@ def build(root: Path, now: datetime, signature: str | None = UNKNOWN) -> BuildRe
     redaction.refuse(config, entries=False)  # a listed name stops every build; entries are scanned as read
     templates = Templates(config)
     with template_problems(config):
-        site = load_site(config, templates, now)
+        found = source_files(config.path("content"))  # walked once for entries and the files beside them
+        site = load_site(config, templates, now, found=found)
         keys = Keys(config, templates.folders, templates.locale, now)
         with RenderCache(cache_file(config)) as cache:
             digests = FileDigests(config.path("content"), cache)
             try:
-                count = publish(site_units(site, templates, keys, digests), config.path("output"),
+                count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
                                 manifest_path(config))
             except DuplicatePath as exc:
                 raise EditorError([overwrite_problem(config, exc.path)]) from None
@@ -117,12 +118,13 @@ def _shown(filename: str, config: Config) -> str:
     return path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else path.as_posix()
 
 
-def load_site(config: Config, templates: Templates, now: datetime, store: bool = True) -> Site:
+def load_site(config: Config, templates: Templates, now: datetime, store: bool = True,
+              found: list[Path] | None = None) -> Site:
     """Load, check and render every entry; raise EditorError with all problems.
 
     `store=False` leaves the render cache as it is (for `publisher check`, which writes nothing).
     """
-    entries, warnings = load_rendered(config, store)
+    entries, warnings = load_rendered(config, store, found)
     entries = tuple(with_retraction_notice(e, templates) for e in entries)
     return Site.at(config, entries, now, warnings)
 
@@ -140,9 +142,10 @@ def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
     return rendered(site_units(site, templates, NoKeys(), None))
 
 
-def site_units(site: Site, templates: Templates, keys: Keys, digests: FileDigests | None) -> Iterator[Unit]:
+def site_units(site: Site, templates: Templates, keys: Keys, digests: FileDigests | None,
+               found: list[Path] | None = None) -> Iterator[Unit]:
     """Yield every output as a unit: the content folder's own files, archive, feeds, newsletter."""
-    return chain(content_units(site.config, keys, digests), archive.units(site, templates, keys),
+    return chain(content_units(site.config, keys, digests, found), archive.units(site, templates, keys),
                  feeds.units(site, templates, keys), newsletter.units(site, templates, keys))
 
 
@@ -152,9 +155,10 @@ def site_units(site: Site, templates: Templates, keys: Keys, digests: FileDigest
 PUBLISHED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt")
 
 
-def content_units(config: Config, keys: Keys, digests: FileDigests | None) -> Iterator[Unit]:
+def content_units(config: Config, keys: Keys, digests: FileDigests | None,
+                  found: list[Path] | None = None) -> Iterator[Unit]:
     """Yield each non-Markdown file under content/ (images, PDFs), keyed on its bytes, at the same relative path."""
-    files = _other_files(config)
+    files = _other_files(config, found)
     problems = _refusals(files, config)
     if problems:
         raise EditorError(problems)
@@ -177,9 +181,10 @@ def _refusals(files: list[tuple[Path, Path]], config: Config) -> list[Problem]:
     return [p for p in (refusal(path, rel, config) for path, rel in files) if p]
 
 
-def _other_files(config: Config) -> list[tuple[Path, Path]]:
+def _other_files(config: Config, found: list[Path] | None = None) -> list[tuple[Path, Path]]:
     content = config.path("content")
-    return [(path, path.relative_to(content)) for path in source_files(content) if path.suffix != ".md"]
+    found = source_files(content) if found is None else found
+    return [(path, path.relative_to(content)) for path in found if path.suffix != ".md"]
 
 
 def overwrite_problem(config: Config, rel: str) -> Problem:

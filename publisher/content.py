@@ -179,9 +179,9 @@ def _walk(folder: Path, found: list[Path]) -> None:
                 _walk(folder / item.name, found)
 
 
-def entry_files(content: Path) -> list[Path]:
-    """Return the Markdown files under `content` (see source_files)."""
-    return [p for p in source_files(content) if p.suffix == ".md" and p.is_file()]
+def entry_files(content: Path, found: list[Path] | None = None) -> list[Path]:
+    """Return the Markdown files under `content` (see source_files; pass its result if you have it)."""
+    return [p for p in (source_files(content) if found is None else found) if p.suffix == ".md" and p.is_file()]
 
 
 def parse_entry(rel: str, raw: bytes, config: Config) -> tuple[Entry | None, list[Problem]]:

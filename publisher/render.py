@@ -42,14 +42,16 @@ CHUNK = 16
 Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
 
 
-def load_rendered(config: Config, store: bool = True) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
+def load_rendered(config: Config, store: bool = True,
+                  found: list[Path] | None = None) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
     """Return every entry, oldest first, and the warnings; raise EditorError on errors.
 
     Entries come back without their Markdown and HTML in memory: those are read from the
     cache when asked for (Entry.body, Entry.html). With `store=False` the cache is only read
     (`publisher check` writes nothing), and what it lacks is held in memory instead.
+    `found` is content.source_files' list, if the caller has it.
     """
-    paths = source_paths(config)
+    paths = source_paths(config, found)
     redactions = redaction.load(config)
     salt = fingerprint(config)
     cache_path = cache_file(config)
@@ -77,10 +79,10 @@ def cache_file(config: Config) -> Path:
     return config.path("state") / "cache" / "entries.sqlite"
 
 
-def source_paths(config: Config) -> dict[str, Path]:
+def source_paths(config: Config, found: list[Path] | None = None) -> dict[str, Path]:
     """Find every entry file; raise EditorError naming each that leads outside content/."""
     paths, problems = {}, []
-    for path in entry_files(config.path("content")):
+    for path in entry_files(config.path("content"), found):
         rel = path.relative_to(config.root).as_posix()
         if escapes(path, config.path("content")):
             problems.append(Problem(rel, 1, "this is a link to a file outside content/; copy the file in instead"))
@@ -105,12 +107,17 @@ def read_sources(paths: dict[str, Path]) -> list[tuple[str, bytes]]:
 
 
 def _stored(result: Result, key: bytes, texts: "TextStore | None") -> Entry:
-    """Point a result's entry at where its texts are kept, and give it its fingerprint."""
+    """Point a result's entry at where its texts are kept, and give it its fingerprint.
+
+    The entry was made by this load (unpickled or rendered) and nothing else holds it yet, so
+    it is completed in place: dataclasses.replace would copy 10,000 entries for two fields.
+    """
     entry, _, depends = result
     stamp = hashlib.blake2b(key + b"".join(digest for _, digest in depends), digest_size=20).digest()
-    if texts is None or entry.markdown or entry.rendered:  # held in memory (a check that could not store)
-        return dataclasses.replace(entry, fingerprint=stamp)
-    return dataclasses.replace(entry, stored=Stored(texts, key), fingerprint=stamp)
+    object.__setattr__(entry, "fingerprint", stamp)
+    if texts is not None and not (entry.markdown or entry.rendered):  # else held in memory (a check cannot store)
+        object.__setattr__(entry, "stored", Stored(texts, key))
+    return entry
 
 
 def process_all(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> Iterator[Result]:
