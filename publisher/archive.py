@@ -68,7 +68,9 @@ def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
     lang = config.default_language
     yield keys.unit(partial(_one, "index.html", render_page, site, templates, "index.html", lang, "root.html"), "root")
     yield keys.unit(partial(_one, "404.html", render_not_found, site, templates), "404")
-    yield keys.unit(partial(_one, "sitemap.xml", render_sitemap, site, templates), "sitemap", site.entries)
+    # Each entry's address, last change, translations and tags (their pages) are all the sitemap shows of it.
+    shown = tuple((e.lang, e.slug, e.date, e.modified, e.key, e.tags) for e in site.entries)
+    yield keys.unit(partial(_one, "sitemap.xml", render_sitemap, site, templates), "sitemap", shown)
     yield keys.unit(partial(_one, "robots.txt", render_robots, site), "robots")
     yield keys.unit(partial(static_files, templates), "static")
 

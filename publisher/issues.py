@@ -93,7 +93,14 @@ def publication_time(week: str, config: Config) -> datetime:
 
 def issues_of(site: Site, ledger: Iterable[SentIssue] | None = None) -> tuple[Issue, ...]:
     """Return every issue of every language, oldest first (the ledger read from state/ by default)."""
-    records = read_ledger(site.config) if ledger is None else tuple(ledger)
+    if ledger is None:  # the archive and the newsletter both ask, once per build
+        if "issues" not in site.derived:
+            site.derived["issues"] = _issues_of(site, read_ledger(site.config))
+        return site.derived["issues"]
+    return _issues_of(site, tuple(ledger))
+
+
+def _issues_of(site: Site, records: tuple[SentIssue, ...]) -> tuple[Issue, ...]:
     languages = site.config.languages
     issues = [issue for lang in languages
               for issue in _issues_in(site, lang, [r for r in records if r.lang == lang])]

@@ -74,7 +74,9 @@ def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
     """Yield each issue and alert (all its files) as a unit keyed on what it is built from."""
     alerts = alerts_of(site)  # first: it reports alerts that would share a folder
     for issue in published_issues(site):
-        yield keys.unit(partial(_files_of, issue_message, site, templates, issue), "issue", issue)
+        # Not the whole Issue: its `archived` ids (thousands, in a long archive) only guide the ledger.
+        yield keys.unit(partial(_files_of, issue_message, site, templates, issue), "issue", issue.lang, issue.number,
+                        issue.week, issue.starts, issue.entries, issue.sent, issue.publishes)
     for entry in alerts:
         yield keys.unit(partial(_files_of, alert_message, site, templates, entry), "alert", entry)
 

@@ -25,7 +25,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable
 
 from publisher.locking import exclusive
@@ -101,9 +101,10 @@ class Plan:
 
     def add(self, unit: Unit) -> None:
         if unit.key and self.previous is not None and unit.key in self.previous:
-            paths = self.previous[unit.key]
-            for rel in paths:
-                self._claim(rel)
+            paths = self.previous[unit.key]  # checked when they were written
+            if not self.paths.isdisjoint(paths):
+                raise DuplicatePath(sorted(self.paths.intersection(paths))[0])
+            self.paths.update(paths)
         else:
             paths = tuple(self._write(rel, data) for rel, data in unit.render())
         if unit.key:
@@ -266,8 +267,8 @@ def _fill(staging: Path, files: Iterable[tuple[str, bytes]]) -> int:
 
 
 def _check_path(rel: str) -> None:
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts or not path.parts or rel.endswith("/"):
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or ".." in parts or "" in parts or "\0" in rel:
         raise ValueError(f"unsafe output path {rel!r}")
 
 

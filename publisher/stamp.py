@@ -67,16 +67,25 @@ def signature(config: Config) -> str | None:
 
 
 def _walk(digest, folder: Path) -> float:
+    """Hash a folder's files' names and signatures, depth first; return the newest time seen."""
     newest = 0.0
-    with os.scandir(folder) as items:
-        for item in sorted(items, key=lambda i: i.name):
+    pending = [os.fspath(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as listing:
+            items = sorted(listing, key=lambda item: item.name)
+        for item in items:
             if item.name == "__pycache__":
                 continue  # Python's own byte code, rewritten by the first run after a change
             if item.is_dir(follow_symlinks=False):
                 digest.update(b"\0dir " + os.fsencode(item.path))
-                newest = max(newest, _walk(digest, Path(item.path)))
-            else:
+                pending.append(item.path)
+            elif item.is_symlink():
                 newest = max(newest, _add(digest, item.path, Path(item.path)))
+            else:
+                info = item.stat(follow_symlinks=False)
+                digest.update(b"\0%s %d %d %d %d %d" % (os.fsencode(item.path), info.st_size, info.st_mtime_ns,
+                                                         info.st_ctime_ns, info.st_ino, info.st_mode))
+                newest = max(newest, info.st_mtime, info.st_ctime)
     return newest
 
 

@@ -21,6 +21,8 @@ class Site:
     entries: tuple[Entry, ...]  # published only, newest first
     hidden: tuple[Entry, ...] = field(default=())  # drafts and embargoed, for preview only
     warnings: tuple[Problem, ...] = field(default=())  # found while reading entries, e.g. unfinished drafts
+    # What modules derive from the site once per build (its issues); not part of its value.
+    derived: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def at(cls, config: Config, entries: tuple[Entry, ...], now: datetime, warnings: tuple[Problem, ...] = ()) -> "Site":
@@ -41,7 +43,7 @@ class Site:
         return tuple(sorted(siblings, key=lambda e: order.index(e.lang)))
 
     def with_tag(self, lang: str, tag: str) -> tuple[Entry, ...]:
-        return tuple(e for e in self.in_language(lang) if tag in e.tags)
+        return self._by_tag.get((lang, tag), ())
 
     def tags(self, lang: str) -> tuple[str, ...]:
         return tuple(sorted({t for e in self.in_language(lang) for t in e.tags}))
@@ -55,6 +57,14 @@ class Site:
         for entry in self.entries:
             groups[entry.lang].append(entry)
         return {lang: tuple(items) for lang, items in groups.items()}
+
+    @cached_property
+    def _by_tag(self) -> dict[tuple[str, str], tuple[Entry, ...]]:
+        groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        for entry in self.entries:
+            for tag in dict.fromkeys(entry.tags):
+                groups[(entry.lang, tag)].append(entry)
+        return {group: tuple(items) for group, items in groups.items()}
 
     @cached_property
     def _by_key(self) -> dict[str, list[Entry]]:
