@@ -47,10 +47,10 @@ def build(root: Path, now: datetime, signature: str | None = UNKNOWN) -> BuildRe
     templates = Templates(config)
     with template_problems(config):
         found = source_files(config.path("content"))  # walked once for entries and the files beside them
-        site = load_site(config, templates, now, found=found)
-        keys = Keys(config, templates.folders, templates.locale, now)
         with RenderCache(cache_file(config)) as cache:
-            digests = FileDigests(config.path("content"), cache)
+            digests = FileDigests(config.path("content"), cache)  # each file's digest found once
+            site = load_site(config, templates, now, found=found, digests=digests)
+            keys = Keys(config, templates.folders, templates.locale, now)
             try:
                 count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
                                 manifest_path(config))
@@ -119,12 +119,12 @@ def _shown(filename: str, config: Config) -> str:
 
 
 def load_site(config: Config, templates: Templates, now: datetime, store: bool = True,
-              found: list[Path] | None = None) -> Site:
+              found: list[Path] | None = None, digests: FileDigests | None = None) -> Site:
     """Load, check and render every entry; raise EditorError with all problems.
 
     `store=False` leaves the render cache as it is (for `publisher check`, which writes nothing).
     """
-    entries, warnings = load_rendered(config, store, found)
+    entries, warnings = load_rendered(config, store, found, digests)
     entries = tuple(with_retraction_notice(e, templates) for e in entries)
     return Site.at(config, entries, now, warnings)
 

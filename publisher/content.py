@@ -163,20 +163,21 @@ def source_files(content: Path) -> list[Path]:
     """
     if not content.is_dir():
         return []
-    found: list[Path] = []
-    _walk(content, found)
-    return sorted(found)
+    found: list[tuple[str, ...]] = []
+    _walk(content, (), found)
+    found.sort()  # by parts, as Paths sort; tuples of strings sort many times faster
+    return [content.joinpath(*parts) for parts in found]
 
 
-def _walk(folder: Path, found: list[Path]) -> None:
+def _walk(folder: Path, parts: tuple[str, ...], found: list[tuple[str, ...]]) -> None:
     with os.scandir(folder) as entries:
         for item in entries:
             if item.name.startswith((".", "_")):
                 continue
             if item.is_symlink() or item.is_file(follow_symlinks=False):
-                found.append(folder / item.name)
+                found.append((*parts, item.name))
             elif item.is_dir(follow_symlinks=False):
-                _walk(folder / item.name, found)
+                _walk(Path(item.path), (*parts, item.name), found)
 
 
 def entry_files(content: Path, found: list[Path] | None = None) -> list[Path]:

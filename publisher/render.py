@@ -42,21 +42,21 @@ CHUNK = 16
 Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
 
 
-def load_rendered(config: Config, store: bool = True,
-                  found: list[Path] | None = None) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
+def load_rendered(config: Config, store: bool = True, found: list[Path] | None = None,
+                  digests: "FileDigests | None" = None) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
     """Return every entry, oldest first, and the warnings; raise EditorError on errors.
 
     Entries come back without their Markdown and HTML in memory: those are read from the
     cache when asked for (Entry.body, Entry.html). With `store=False` the cache is only read
     (`publisher check` writes nothing), and what it lacks is held in memory instead.
-    `found` is content.source_files' list, if the caller has it.
+    `found` is content.source_files' list, and `digests` a FileDigests, if the caller has them.
     """
     paths = source_paths(config, found)
     redactions = redaction.load(config)
     salt = fingerprint(config)
     cache_path = cache_file(config)
     with RenderCache(cache_path, store) as cache:
-        digests = FileDigests(config.path("content"), cache)
+        digests = digests or FileDigests(config.path("content"), cache)
         keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + digests.of_path(path), digest_size=20).digest()
                 for rel, path in paths.items()}
         results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
@@ -265,6 +265,7 @@ class FileDigests:
         """Remember the digests found this build, if any was new."""
         if self.cache is not None and self.dirty:
             self.cache.keep_signatures({name: self.seen[name] for name in self.fresh if name in self.seen})
+            self.dirty, self.fresh = False, set()
 
 
 class RenderCache:

@@ -15,9 +15,8 @@ GENERATOR = REPO.parent / "shared" / "bench" / "gen_corpus.py"
 @pytest.mark.skipif(not GENERATOR.is_file(), reason="needs shared/bench/gen_corpus.py beside the repository")
 def test_quick_benchmark_checks_warm_builds_against_cold_ones(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_build.py"), "--sizes", "120", "--runs", "1",
-         "--no-peers", "--work", str(tmp_path)],
-        capture_output=True, text=True, timeout=600)
+        [sys.executable, str(REPO / "benchmarks" / "bench_build.py"), "--quick", "--work", str(tmp_path)],
+        capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warm builds matched cold builds byte for byte" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| publisher")]
