@@ -127,7 +127,15 @@ def render_markdown(source: str, folder: str = "/") -> Rendered:
     global _renderer
     if _renderer is None:
         _renderer = _Renderer()
-    body = sanitize(_renderer.render(clean_text(source), folder))
+    try:
+        html_ = _renderer.render(clean_text(source), folder)
+    except BaseException:
+        # A conversion that fails half-way (a RecursionError on deep nesting) leaves the block
+        # parser in a list or quote state that reset() keeps, and every later text would lose
+        # its paragraphs: start again from a new instance.
+        _renderer = None
+        raise
+    body = sanitize(html_)
     return Rendered(body, first_paragraph(body))
 
 
