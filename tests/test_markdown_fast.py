@@ -232,7 +232,7 @@ def test_the_patterns_left_out_are_the_ones_python_markdown_has():
 
 
 def test_a_plain_entry_gets_a_small_flavour():
-    flavour = markup.flavour_of("## News\n\nThe *court* ruled; see [the ruling](https://example.org/r).\n\n- one\n- two")
+    flavour = markup.flavour_of("## News\n\nThe *court* ruled, see [the ruling](https://example.org/r).\n\n- a\n- b")
     assert flavour.extensions == ("toc", "sane_lists")
     assert not flavour.toc_marker
     assert {"backtick", "escape", "reference", "html", "entity", "linebreak", "unescape"} <= flavour.skipped
