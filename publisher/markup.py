@@ -1,11 +1,18 @@
-"""Markdown to safe HTML: one configured Python-Markdown, then an nh3 allowlist.
+"""Markdown to safe HTML: Python-Markdown with a fixed set of extensions, then an nh3 allowlist.
 
 Links in the result are site-absolute (`/images/x.png`); `relink` later points them at
 the archive's relative root or at `base_url`, depending on where the HTML goes.
+
+Most of an entry's rendering time goes to Python-Markdown trying extensions and inline patterns
+on text that cannot contain their syntax. So each text is converted with a `Flavour`: the full
+configuration minus the parts that need characters the text does not contain. A part is left
+out only when it cannot act on such text, so the HTML is byte-identical to the full
+configuration's (tests/test_markdown_fast.py compares the two on every kind of input we know).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import posixpath
 import re
@@ -16,7 +23,7 @@ from xml.etree import ElementTree
 import markdown
 import nh3
 from markdown.extensions.toc import slugify_unicode
-from markdown.treeprocessors import Treeprocessor
+from markdown.treeprocessors import Treeprocessor, UnescapeTreeprocessor
 
 from publisher.text import clean_text
 from publisher.tracking import strip_tracking
@@ -67,11 +74,14 @@ class _LocalLinks(Treeprocessor):
         self.folder = "/"
 
     def run(self, root: ElementTree.Element) -> None:
+        for link in root.iter("a"):  # before images turn into links, whose targets are already resolved
+            if link.get("href"):
+                link.set("href", self.resolve(link.get("href")))
         for parent in root.iter():
+            if parent.find("img") is None:  # a C-speed look at the children, instead of a Python loop
+                continue
             for index, child in enumerate(list(parent)):
-                if child.tag == "a" and child.get("href"):
-                    child.set("href", self.resolve(child.get("href")))
-                elif child.tag == "img" and child.get("src"):
+                if child.tag == "img" and child.get("src"):
                     src = self.resolve(child.get("src"))
                     if is_remote(src):
                         parent[index] = _image_link(child, src)
@@ -103,31 +113,131 @@ def is_remote(url: str) -> bool:
     return bool(urlsplit(url).scheme) or url.startswith("//")
 
 
-class _Renderer:
-    """Hold the one configured Markdown instance of this process."""
+@dataclass(frozen=True)
+class Flavour:
+    """The part of the configuration a text needs (see flavour_of)."""
 
-    def __init__(self) -> None:
-        self.md = markdown.Markdown(extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS, output_format="html")
+    extensions: tuple[str, ...]
+    toc_marker: bool = True  # whether toc looks for a '[TOC]' paragraph to replace
+    skipped: frozenset[str] = frozenset()  # inline patterns, and "unescape", the text can do without
+
+
+FULL = Flavour(tuple(EXTENSIONS))
+
+# Whether a text may use an extension. Loose on purpose: a wrong "may" costs a little time, a
+# wrong "cannot" would change the HTML. Block processors see the source's lines with prefixes
+# removed (quote marks, list markers, indentation, footnote labels), never with characters
+# added, so a substring of the source is a sound test; only raw HTML blocks also start new
+# lines, after their end tag. A rare character is tested first because a one-character test
+# is much faster than a longer one. sane_lists is always on.
+_EXTENSION_NEEDS = {
+    "tables": lambda text: "|" in text,  # a row splits at pipes
+    "fenced_code": lambda text: ("`" in text and "```" in text) or ("~" in text and "~~~" in text),
+    "footnotes": lambda text: "^" in text and "[^" in text,
+    "abbr": lambda text: "*[" in text,  # a definition line starts '*['
+    # A footnote label is a prefix too, and text after a raw HTML block a new line.
+    "def_list": lambda text: "<" in text or ("^" in text and "[^" in text) or _may_define(text),
+    "toc": lambda text: "#" in text or "=" in text or "-" in text or "[TOC]" in text,  # ATX or setext heading
+}
+_DEFINITION_MARK = re.compile(r":[ \t]")
+_LINE_PREFIX = re.compile(r"[ \t>*+\-.0-9]*")  # what quotes, list markers and indentation leave before it
+
+
+def _may_define(text: str) -> bool:
+    """Whether a line may start, once its quote or list prefix is removed, with def_list's ': '."""
+    for mark in _DEFINITION_MARK.finditer(text):
+        line = max(text.rfind("\n", 0, mark.start()), text.rfind("\r", 0, mark.start())) + 1
+        if _LINE_PREFIX.fullmatch(text, line, mark.start()):
+            return True
+    return False
+
+
+# Inline patterns, by name and regular expression (a library that changes either keeps the
+# pattern), and the strings of which one must occur for the pattern to change anything. The
+# text they search is the source's, cut up, plus placeholders of STX, ETX, letters, digits and ':'.
+_PATTERN_NEEDS = {
+    ("backtick", r"(?:(?<!\\)((?:\\{2})+)(?=`+)|(?<!\\)`)"): ("`",),
+    ("escape", r"\\(.)"): ("\\",),
+    # A reference to an undefined name is left as it is, and only a definition ('[x]: url') defines one.
+    ("reference", r"(?<!\!)\["): ("]:",),
+    ("image_reference", r"\!\["): ("]:",),
+    ("short_reference", r"(?<!\!)\["): ("]:",),
+    ("short_image_ref", r"\!\["): ("]:",),
+    ("link", r"(?<!\!)\["): ("[",),
+    ("image_link", r"\!\["): ("![",),
+    ("autolink", r"<([A-Za-z][A-Za-z0-9+.-]*://[^<>]*)>"): ("<",),
+    ("automail", r"<([^<> !]+@[^@<> ]+)>"): ("<",),
+    ("html", r"""(<(\/?+[a-zA-Z][^\s"'<>@]*+(?:\s+[^\s"'=<>]++(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s"'=<>]++))?+)*+"""
+             r"""\s*+/?|!--(?:(?!<!--|-->).)*--|[?](?:(?!<[?]|[?]>).)*[?]"""
+             r"""|!\[CDATA\[(?:(?!<!\[CDATA\[|\]\]>).)*\]\])>)"""): ("<",),
+    ("entity", r"(&(?:\#[0-9]+|\#x[0-9a-fA-F]+|[a-zA-Z0-9]+);)"): ("&",),
+    # Two spaces before a newline; Python-Markdown first makes tabs spaces and CR a newline.
+    ("linebreak", r"  \n"): ("  ", "\t", "\r"),
+    ("em_strong", r"\*|_"): ("*", "_"),
+}
+_NEEDLES = frozenset(needle for needs in _PATTERN_NEEDS.values() for needle in needs)
+
+
+def flavour_of(text: str) -> Flavour:
+    """Return the configuration that renders `text` exactly as the full one does, and faster."""
+    if "\x02" in text or "\x03" in text:
+        return FULL  # Python-Markdown deletes these, which could join the characters around them
+    extensions = tuple(name for name in EXTENSIONS if name not in _EXTENSION_NEEDS or _EXTENSION_NEEDS[name](text))
+    found = {needle for needle in _NEEDLES if needle in text}
+    skipped = {name for (name, _), needs in _PATTERN_NEEDS.items() if found.isdisjoint(needs)}
+    if "\\" not in text:
+        skipped.add("unescape")  # only the escape and backtick patterns leave anything for it to restore
+    return Flavour(extensions, "[TOC]" in text, frozenset(skipped))
+
+
+class _Converter:
+    """One Markdown instance configured for a flavour, with our link resolver added."""
+
+    def __init__(self, flavour: Flavour) -> None:
+        configs = {name: EXTENSION_CONFIGS[name] for name in flavour.extensions if name in EXTENSION_CONFIGS}
+        if not flavour.toc_marker and "toc" in configs:
+            # Nothing to replace by a table of contents, so none to build (its ids are set all the same).
+            configs["toc"] = {**configs["toc"], "marker": "", "toc_depth": 0}
+        self.md = markdown.Markdown(extensions=list(flavour.extensions), extension_configs=configs,
+                                    output_format="html")
+        patterns = self.md.inlinePatterns
+        for name, regex in _PATTERN_NEEDS:
+            if name in flavour.skipped and name in patterns and patterns[name].pattern == regex:
+                patterns.deregister(name)
+        tree = self.md.treeprocessors
+        if "unescape" in flavour.skipped and "unescape" in tree and isinstance(tree["unescape"], UnescapeTreeprocessor):
+            tree.deregister("unescape")
         self.links = _LocalLinks(self.md)
         self.md.treeprocessors.register(self.links, "local_links", 5)
 
-    def render(self, source: str, folder: str) -> str:
+    def convert(self, text: str, folder: str) -> str:
         self.links.folder = folder
         try:
-            return self.md.reset().convert(source)
+            return self.md.reset().convert(text)
         finally:
             self.md.reset()
 
 
-_renderer: _Renderer | None = None
+# Each process keeps the converters of the flavours it met last (a site has a few dozen at
+# most; one costs about 100 KB, and building it as much as rendering a few entries).
+_converter = functools.lru_cache(maxsize=64)(_Converter)
+
+
+def to_html(text: str, folder: str = "/", flavour: Flavour | None = None) -> str:
+    """Convert Markdown to unsanitised HTML, with `flavour` or else the one `text` needs."""
+    try:
+        return _converter(flavour or flavour_of(text)).convert(text, folder)
+    except BaseException:
+        # A conversion that fails half-way (a RecursionError on deep nesting) leaves its block
+        # parser in a list or quote state that reset() keeps, and every later text would lose
+        # its paragraphs: start again from new instances.
+        _converter.cache_clear()
+        raise
 
 
 def render_markdown(source: str, folder: str = "/") -> Rendered:
     """Render an entry body; `folder` is its site-absolute folder, for relative links."""
-    global _renderer
-    if _renderer is None:
-        _renderer = _Renderer()
-    body = sanitize(_renderer.render(clean_text(source), folder))
+    body = sanitize(to_html(clean_text(source), folder))
     return Rendered(body, first_paragraph(body))
 
 
