@@ -1,0 +1,55 @@
+"""Template environments: constant strings translated at compile time, remembered date formats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from publisher.templates import Templates, translations
+
+
+def render(site, source: str, lang: str = "az", **context) -> str:
+    return Templates(site.config).env(lang).from_string(source).render(**context)
+
+
+def test_a_constant_string_is_translated_when_compiled_exactly_as_at_render_time(site):
+    templates = Templates(site.config)
+    env = templates.env("az")
+    code = env.compile('<a>{{ _("Home") }}</a>{{ gettext("Tags") }}', raw=True)
+    assert "'Home'" not in code and "'Tags'" not in code  # no call left to run per page
+    expected = translations("az").gettext("Home") + translations("az").gettext("Tags")
+    assert expected != "HomeTags"  # the catalog really translates them
+    assert env.from_string('{{ _("Home") }}{{ gettext("Tags") }}').render() == expected
+
+
+def test_translations_are_trusted_markup_in_html_and_plain_in_text(site):
+    templates = Templates(site.config)
+    env = templates.env("en")
+    source = '{% autoescape true %}{{ _("a <b> & c") }}{% endautoescape %}|{{ _("a <b> & c") | e }}'
+    assert env.from_string(source).render() == "a <b> & c|a &lt;b&gt; &amp; c"
+
+
+def test_strings_with_variables_or_percent_signs_still_run_at_render_time(site):
+    assert render(site, '{{ _("%(n)s of %(m)s", n=1, m=2) }}', "en") == "1 of 2"
+    assert render(site, '{{ _("100%% sure") }}', "en") == "100% sure"
+    env = Templates(site.config).env("en")
+    assert "'100%% sure'" in env.compile('{{ _("100%% sure") }}', raw=True)
+
+
+def test_a_template_that_binds_the_name_itself_is_left_alone(site):
+    assert render(site, '{% set _ = "[{}]".format %}{{ _("Home") }}', "az") == "[Home]"
+    assert render(site, '{% macro m(gettext) %}{{ gettext("Home") }}{% endmacro %}{{ m("({})".format) }}', "az") == "(Home)"
+
+
+def test_remembered_dates_keep_zones_and_folds_apart(site):
+    env = Templates(site.config).env("en")
+    baku = datetime(2024, 3, 5, 10, 0, tzinfo=ZoneInfo("Asia/Baku"))
+    utc = baku.astimezone(timezone.utc)  # the same instant: equal, and formats alike through the site zone
+    assert env.filters["isodate"](baku) == env.filters["isodate"](utc) == "2024-03-05T10:00:00+04:00"
+    london = ZoneInfo("Europe/London")
+    first = datetime(2024, 10, 27, 1, 30, tzinfo=london)  # 01:30 happens twice that night
+    second = first.replace(fold=1)
+    assert env.filters["isodate"](first) != env.filters["isodate"](second)
+    assert env.filters["isodate"](first + timedelta(hours=1)) == "2024-10-27T06:30:00+04:00"
+    assert env.filters["date"](baku) == env.filters["date"](baku, "long") == "March 5, 2024"
+    assert env.filters["date"](baku, "short") == env.filters["date"](baku, fmt="short") == "3/5/24"
