@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -19,9 +20,12 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     Template,
+    Undefined,
     nodes,
     select_autoescape,
 )
+from jinja2.ext import Extension
+from jinja2.parser import Parser
 from jinja2.visitor import NodeTransformer
 
 from publisher import images
@@ -63,17 +67,18 @@ class Templates:
             loader=ChoiceLoader([FileSystemLoader(str(p)) for p in self.folders]),
             undefined=StrictUndefined,
             autoescape=select_autoescape(["html", "xml"], default_for_string=False),
-            extensions=["jinja2.ext.i18n"],
+            extensions=["jinja2.ext.i18n", SharedFragments],
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
         env.install_gettext_translations(catalog, newstyle=True)
         tz = self.config.tz
+        locale = babel.Locale.parse(lang)  # parsed once: Babel parses a code on every call, half a date's cost
         # The same dates recur on the entry page, every listing and tag page and the feeds;
         # Babel takes tens of microseconds a date.
-        env.filters["date"] = remembered(lambda d, fmt="long": format_date(d.astimezone(tz), fmt, locale=lang))
-        env.filters["datetime"] = remembered(lambda d, fmt="long": format_datetime(d, fmt, tzinfo=tz, locale=lang))
+        env.filters["date"] = remembered(lambda d, fmt="long": format_date(d.astimezone(tz), fmt, locale=locale))
+        env.filters["datetime"] = remembered(lambda d, fmt="long": format_datetime(d, fmt, tzinfo=tz, locale=locale))
         env.filters["isodate"] = remembered(lambda d: d.astimezone(tz).isoformat())
         env.filters["localized"] = lambda value: self.config.text(value, lang)
         env.globals.update(site=self.config, text_direction=text_direction(lang))
@@ -147,6 +152,39 @@ class ConstantTranslations(NodeTransformer):
         if "%" in text:
             return node
         return nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno), lineno=node.lineno)
+
+
+class SharedFragments(Extension):
+    """`{% shared key %}…{% endshared %}`: render a fragment once per key, then reuse it.
+
+    For the parts of a page that many pages share (an archive page's head links, header and
+    footer are the same on every page of a language at the same depth). The caller opts in by
+    passing `key`, and vouches that it determines everything the fragment reads; with `key`
+    undefined or None the fragment is rendered every time. Reuse lasts as long as the
+    environment, i.e. one Templates, and a template edited and compiled again starts afresh.
+    """
+
+    tags = {"shared"}
+    _compilations = itertools.count()
+
+    def __init__(self, environment: Environment):
+        super().__init__(environment)
+        self.fragments: dict[tuple, str] = {}
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        key = parser.parse_expression()
+        body = parser.parse_statements(("name:endshared",), drop_needle=True)
+        fragment = nodes.Const(next(self._compilations))  # this fragment of this compilation
+        call = self.call_method("_render", [fragment, key])
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _render(self, fragment: int, key, caller) -> str:
+        if key is None or isinstance(key, Undefined):
+            return caller()
+        if (fragment, key) not in self.fragments:
+            self.fragments[fragment, key] = caller()
+        return self.fragments[fragment, key]
 
 
 def _binds(template: nodes.Template, names: tuple[str, ...]) -> bool:

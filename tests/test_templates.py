@@ -53,3 +53,21 @@ def test_remembered_dates_keep_zones_and_folds_apart(site):
     assert env.filters["isodate"](first + timedelta(hours=1)) == "2024-10-27T06:30:00+04:00"
     assert env.filters["date"](baku) == env.filters["date"](baku, "long") == "March 5, 2024"
     assert env.filters["date"](baku, "short") == env.filters["date"](baku, fmt="short") == "3/5/24"
+
+
+def test_a_shared_fragment_renders_once_per_key_and_every_time_without_one(site):
+    env = Templates(site.config).env("en")
+    template = env.from_string("{% shared key %}<p>{{ count() }} {{ _('Home') }}</p>{% endshared %}")
+    calls = []
+
+    def count():
+        calls.append(1)
+        return len(calls)
+
+    assert [template.render(key=k, count=count) for k in ("a", "b", "a", ("x", 1), ("x", 1))] == [
+        "<p>1 Home</p>", "<p>2 Home</p>", "<p>1 Home</p>", "<p>3 Home</p>", "<p>3 Home</p>"]
+    assert template.render(key=None, count=count) == "<p>4 Home</p>"
+    assert template.render(count=count) == "<p>5 Home</p>"  # no key given: nothing is shared
+    again = env.from_string("{% shared key %}<p>{{ count() }}</p>{% endshared %}")  # a template compiled anew
+    assert again.render(key="a", count=count) == "<p>6</p>"
+
