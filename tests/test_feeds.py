@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -346,3 +347,72 @@ def test_the_sample_site_feeds_are_valid(tmp_path):
         result = subprocess.run(["jing", "-c", str(SCHEMAS / "atom.rnc"), *atoms], capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+HOSTILE_TEXTS = ['Raid <script>alert(1)</script>', "a & b &amp; c", "]]> --> <!--", "\"double\" 'single'",
+                 "tab\there", "line\nbreak", "cr\r\nlf\r", "\u202eoverride \u00a0nbsp \u2028ls", "emoji 🙂 ə ş ı", "é"]
+
+
+def test_feeds_are_written_as_lxml_writes_them(site):
+    """The feeds are written directly: for hostile text in every field, parsing a feed with lxml gives
+    every string back, and lxml writing the parsed tree gives the same bytes (escaping, layout)."""
+    from datetime import timedelta
+
+    from publisher import feeds
+    from publisher.build import load_site
+    from publisher.templates import Templates
+
+    populate(site)
+    config = site.config
+    templates = Templates(config)
+    loaded = load_site(config, templates, NOW, store=False)
+    base = loaded.in_language("en")[0]
+    entries = tuple(dataclasses.replace(base, id=f"tag:x,2026:{n}", title=f"T{n} {text}", summary=text,
+                                        tags=(text, f"t{n}"), date=base.date - timedelta(days=n))
+                    for n, text in enumerate(HOSTILE_TEXTS))
+    contents = {e.id: f"<p>{html.escape(text)}</p>\n{text}" for e, text in zip(entries, HOSTILE_TEXTS)}
+    feed = dataclasses.replace(feeds.language_feed(templates, "en"), entries=entries, updated=base.date,
+                               title="Feed & <title> \"q\"", description="Description\twith\ttabs & <b>")
+    for data in (feeds.atom(loaded, feed, contents), feeds.rss(loaded, feed, contents)):
+        root = lxml.etree.fromstring(data)
+        assert lxml.etree.tostring(root, pretty_print=True, encoding="UTF-8", xml_declaration=True) == data
+        texts = {el.text for el in root.iter() if isinstance(el.tag, str)}
+        assert set(contents.values()) <= texts
+        assert {html.escape(e.summary, quote=False) for e in entries} <= texts
+    atom = lxml.etree.fromstring(feeds.atom(loaded, feed, contents))
+    labels = [c.get("label") for c in atom.iter("{http://www.w3.org/2005/Atom}category")]
+    assert labels == [tag for e in entries for tag in e.tags]  # attributes come back whole, tabs and newlines too
+
+
+def test_a_character_xml_cannot_carry_is_refused_not_written(site):
+    from publisher import feeds
+
+    with pytest.raises(ValueError):
+        feeds._element("title", "bell \x07")
+    with pytest.raises(ValueError):
+        feeds._element("link", None, href="nul \x00")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_json_writer_writes_what_json_dumps_writes(seed):
+    import random
+
+    from publisher.feeds import _json_text
+
+    rng = random.Random(seed)
+
+    def value(depth: int = 0):
+        kind = rng.choice(["str", "int", "float", "bool", "none", "list", "dict"] if depth < 4 else ["str", "int"])
+        if kind == "str":
+            return "".join(rng.choice(["a", "é", "\"", "\\", "\n", "\x01", "\u2028", "🙂", "</script>", " "])
+                           for _ in range(rng.randint(0, 12)))
+        if kind == "list":
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if kind == "dict":
+            return {f"{value(4)}{n}": value(depth + 1) for n in range(rng.randint(0, 4))}
+        return {"int": rng.randint(-10**12, 10**12), "float": rng.random() * 1e6, "bool": rng.random() < .5,
+                "none": None}[kind]
+
+    for _ in range(50):
+        document = value()
+        assert _json_text(document) == json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True)
