@@ -112,8 +112,8 @@ def remembered(format: Callable[..., str]) -> Callable[..., str]:
 class TranslatingEnvironment(Environment):
     """An environment that translates constant strings, `_("Home")`, once when it compiles a template.
 
-    Called at render time, each costs three `Context.call`s, a Markup and a `%`; listings call
-    dozens per page. Strings with variables, or whose translation holds a '%', are left to run.
+    Called at render time, each costs three `Context.call`s before it is even looked up, and
+    listings call dozens per page; what is left at render time is the `%` of the variables.
     """
 
     def __init__(self, catalog: NullTranslations, **options):
@@ -127,10 +127,13 @@ class TranslatingEnvironment(Environment):
 
 
 class ConstantTranslations(NodeTransformer):
-    """Replace `_("text")` and `gettext("text")` by their translation, marked safe under autoescape.
+    """Replace `_("text", name=value)` and `gettext(…)` by their translation and its formatting.
 
-    That is what the newstyle gettext of jinja2.ext.i18n returns for them: `Markup(translation) % {}`,
-    the same text when it holds no '%'. A template that binds either name itself is left alone.
+    The newstyle gettext of jinja2.ext.i18n returns `Markup(translation) % variables` under
+    autoescape (the values escaped, the translation trusted) and `translation % variables`
+    otherwise; without variables and without a '%' that is the translation itself. The
+    variables are still formatted at render time, so a missing one fails as before. A template
+    that binds either name itself is left alone.
     """
 
     NAMES = ("_", "gettext")
@@ -144,14 +147,17 @@ class ConstantTranslations(NodeTransformer):
 
     def visit_Call(self, node: nodes.Call) -> nodes.Node:
         node = self.generic_visit(node)
-        if not (isinstance(node.node, nodes.Name) and node.node.name in self.NAMES and not node.kwargs
-                and not node.dyn_args and not node.dyn_kwargs and len(node.args) == 1
-                and isinstance(node.args[0], nodes.Const) and isinstance(node.args[0].value, str)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name in self.NAMES and len(node.args) == 1
+                and isinstance(node.args[0], nodes.Const) and isinstance(node.args[0].value, str)
+                and not node.dyn_args and not node.dyn_kwargs):
             return node
         text = self.translate(node.args[0].value)
-        if "%" in text:
-            return node
-        return nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno), lineno=node.lineno)
+        translation = nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno), lineno=node.lineno)
+        if not node.kwargs and "%" not in text:
+            return translation
+        variables = nodes.Dict([nodes.Pair(nodes.Const(k.key), k.value, lineno=k.lineno) for k in node.kwargs],
+                               lineno=node.lineno)
+        return nodes.Mod(translation, variables, lineno=node.lineno)
 
 
 class SharedFragments(Extension):
