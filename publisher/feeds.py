@@ -166,7 +166,8 @@ def atom(site: Site, feed: Feed, contents: dict[str, str]) -> bytes:
              _element("updated", feed.updated.isoformat())]
     author = site_author(site, feed.lang)
     if author:
-        lines += ["  <author>", _element("name", author, "    "), _element("uri", config.base_url, "    "), "  </author>"]
+        lines += ["  <author>", _element("name", author, "    "), _element("uri", config.base_url, "    "),
+                  "  </author>"]
     lines += [_element("link", None, "  ", href=absolute(config, feed.path("atom")), rel="self", type=FORMATS["atom"]),
               _element("link", None, "  ", href=absolute(config, feed.home), rel="alternate", type="text/html",
                        hreflang=feed.lang),
@@ -178,7 +179,8 @@ def atom(site: Site, feed: Feed, contents: dict[str, str]) -> bytes:
 
 
 # An entry is in its language's feed, its alerts' and each of its tags', and looks the same in
-# all of them: its parts of each format are written and encoded once. The key holds every input.
+# all of them: its part of each format is written and encoded once. The key holds every input
+# (the content too: Entry's equality leaves out its html).
 @lru_cache(maxsize=256)
 def _atom_entry(entry: Entry, content: str, url: str, tz: tzinfo) -> bytes:
     """Return an Atom entry. Its title and summary are plain text sent as escaped HTML
@@ -188,7 +190,7 @@ def _atom_entry(entry: Entry, content: str, url: str, tz: tzinfo) -> bytes:
              _element("title", html.escape(entry.title, quote=False) or None, "    ", type="html"),
              _element("updated", entry.modified.astimezone(tz).isoformat(), "    "),
              _element("content", content or None, "    ", type="html"),
-             _element("link", None, "    ", href=url)]
+             _element("link", None, "    ", href=url)]  # only the href, as feedgen wrote it
     if entry.summary:
         lines.append(_element("summary", html.escape(entry.summary, quote=False), "    ", type="html"))
     lines += [_element("category", None, "    ", term=tag, label=tag) for tag in entry.tags]
@@ -233,8 +235,9 @@ def _rss_item(entry: Entry, content: str, url: str, tz: tzinfo) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
-# The feeds are written directly, byte for byte as feedgen and lxml wrote them (pretty-printed,
-# two spaces a level), at a tenth of the cost: lxml built and serialized every feed twice.
+# Atom and RSS are written directly, byte for byte as feedgen and lxml wrote them (pretty-printed,
+# two spaces a level; tests/test_feeds.py checks that lxml writes the same bytes): building each
+# feed as an lxml tree, and the Atom one a second time to mark titles type="html", cost 4 times as much.
 XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>"
 RSS_DOCS = "http://www.rssboard.org/rss-specification"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -317,7 +320,8 @@ def json_feed(site: Site, feed: Feed, contents: dict[str, str]) -> bytes:
         "items": [json_item(entry, contents[entry.id], entry_url(site, entry), config, author)
                   for entry in feed.entries],
     }
-    members = [_json_items(value) if key == "items" else f'  {_json_scalar(key)}: {_json_text(value, "  ")}'.encode("utf-8")
+    members = [_json_items(value) if key == "items"
+               else f'  {_json_scalar(key)}: {_json_text(value, "  ")}'.encode("utf-8")
                for key, value in sorted(document.items())]
     return b"{\n" + b",\n".join(members) + b"\n}\n"
 

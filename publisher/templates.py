@@ -120,7 +120,8 @@ class TranslatingEnvironment(Environment):
         super().__init__(**options)
         self.catalog = catalog
 
-    def _generate(self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False) -> str:
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
         # The documented hook between parsing and code generation: extract_translations, which
         # the untranslated-strings check uses, parses and so still sees every _() call.
         return super()._generate(ConstantTranslations(self.catalog).visit(source), name, filename, defer_init)

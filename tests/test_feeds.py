@@ -350,7 +350,8 @@ def test_the_sample_site_feeds_are_valid(tmp_path):
 
 
 HOSTILE_TEXTS = ['Raid <script>alert(1)</script>', "a & b &amp; c", "]]> --> <!--", "\"double\" 'single'",
-                 "tab\there", "line\nbreak", "cr\r\nlf\r", "\u202eoverride \u00a0nbsp \u2028ls", "emoji 🙂 ə ş ı", "é"]
+                 "tab\there", "line\nbreak", "cr\r\nlf\r", "\u202eoverride \u00a0nbsp \u2028ls", "emoji 🙂 ə ş ı",
+                 "é"]
 
 
 def test_feeds_are_written_as_lxml_writes_them(site):

@@ -35,7 +35,8 @@ def test_strings_with_variables_are_translated_when_compiled_and_formatted_at_re
     env = Templates(site.config).env("az")
     source = '{{ _("Newsletter no. %(number)s, week of %(date)s", number=n, date=d) }}'
     assert "Newsletter no." not in env.compile(source, raw=True)
-    expected = translations("az").gettext("Newsletter no. %(number)s, week of %(date)s") % {"number": 3, "date": "&lt;x&gt;"}
+    translation = translations("az").gettext("Newsletter no. %(number)s, week of %(date)s")
+    expected = translation % {"number": 3, "date": "&lt;x&gt;"}
     assert env.from_string("{% autoescape true %}" + source + "{% endautoescape %}").render(n=3, d="<x>") == expected
     assert render(site, '{{ _("100%% sure") }}', "en") == "100% sure"
     assert render(site, '{{ _("%(n)s of %(m)s", n=1, m=2) }}', "en") == "1 of 2"
@@ -45,7 +46,8 @@ def test_strings_with_variables_are_translated_when_compiled_and_formatted_at_re
 
 def test_a_template_that_binds_the_name_itself_is_left_alone(site):
     assert render(site, '{% set _ = "[{}]".format %}{{ _("Home") }}', "az") == "[Home]"
-    assert render(site, '{% macro m(gettext) %}{{ gettext("Home") }}{% endmacro %}{{ m("({})".format) }}', "az") == "(Home)"
+    source = '{% macro m(gettext) %}{{ gettext("Home") }}{% endmacro %}{{ m("({})".format) }}'
+    assert render(site, source, "az") == "(Home)"
 
 
 def test_remembered_dates_keep_zones_and_folds_apart(site):
