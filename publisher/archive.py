@@ -97,27 +97,31 @@ def render_entry(site: Site, templates: Templates, entry: Entry) -> bytes:
 
 def nest_headings(fragment: str, top: int = 2) -> str:
     """Renumber an entry body's headings so they start at h2 under the page's h1 and skip no level."""
-    levels = sorted({int(m.group(2)) for m in _HEADING.finditer(fragment) if not m.group(1)})
+    tags = _HEADING.findall(fragment)  # (slash, level) of every heading tag, in order
+    levels = sorted({int(level) for slash, level in tags if not slash})
     if not levels:
         return fragment
     rank = {level: min(top + index, 6) for index, level in enumerate(levels)}
     opened: list[int] = []
     previous = top - 1
-
-    def renumber(match: re.Match) -> str:
-        nonlocal previous
-        if match.group(1):
-            return f"</h{opened.pop() if opened else rank[int(match.group(2))]}"
-        level = min(rank[int(match.group(2))], previous + 1)
-        opened.append(level)
-        previous = level
-        return f"<h{level}"
-
-    return _HEADING.sub(renumber, fragment)
+    renumbered = []
+    for slash, level in tags:
+        if slash:
+            renumbered.append(opened.pop() if opened else rank[int(level)])
+        else:
+            previous = min(rank[int(level)], previous + 1)
+            opened.append(previous)
+            renumbered.append(previous)
+    if all(new == int(level) for new, (_, level) in zip(renumbered, tags)):
+        return fragment  # the usual case: Markdown's ## and ### already sit under the h1
+    numbers = iter(renumbered)
+    return _HEADING.sub(lambda match: f"<{match.group(1)}h{next(numbers)}", fragment)
 
 
 def align_by_class(fragment: str) -> str:
     """Turn table cells' align attributes (kept for email clients) into classes: HTML5 made align obsolete."""
+    if ' align="' not in fragment:
+        return fragment
     return _ALIGN.sub(lambda m: f'{m.group(1)} class="align-{m.group(2)}"', fragment)
 
 
@@ -187,12 +191,19 @@ def issues_path(lang: str) -> str:
 
 def render_page(site: Site, templates: Templates, page: str, lang: str, template: str = "index.html",
                 tag: str = "", **context) -> bytes:
-    """Render one archive page with the helpers every archive template may use."""
+    """Render one archive page with the helpers every archive template may use.
+
+    The helpers depend on the page only through its depth, `root`: so `chrome`, the key under
+    which base.html shares its head links, header and footer between pages, is the language,
+    the root and the tag whose feeds the page advertises.
+    """
     config = site.config
+    root = root_prefix(page)
     html = templates.render(
         template, lang,
         page=page,
-        root=root_prefix(page),
+        root=root,
+        chrome=(lang, root, tag),
         canonical=absolute(config, page),
         href=lambda target: relative(page, target),
         entry_page=lambda e: entry_page(e, config),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import itertools
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import babel
 from babel.dates import format_date, format_datetime
@@ -18,8 +20,13 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     Template,
+    Undefined,
+    nodes,
     select_autoescape,
 )
+from jinja2.ext import Extension
+from jinja2.parser import Parser
+from jinja2.visitor import NodeTransformer
 
 from publisher import images
 from publisher.config import Config
@@ -33,6 +40,7 @@ class Templates:
     def __init__(self, config: Config):
         self.config = config
         self._envs: dict[str, Environment] = {}
+        self._image_sizes: dict[str, tuple[int, int] | None] = {}
 
     def get(self, name: str, lang: str) -> Template:
         return self.env(lang).get_template(name)
@@ -57,24 +65,146 @@ class Templates:
         return LOCALE_DIR
 
     def _make_env(self, lang: str) -> Environment:
-        env = Environment(
+        catalog = translations(lang)
+        env = TranslatingEnvironment(
+            catalog,
             loader=ChoiceLoader([FileSystemLoader(str(p)) for p in self.folders]),
             undefined=StrictUndefined,
             autoescape=select_autoescape(["html", "xml"], default_for_string=False),
-            extensions=["jinja2.ext.i18n"],
+            extensions=["jinja2.ext.i18n", SharedFragments],
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.install_gettext_translations(translations(lang), newstyle=True)
+        env.install_gettext_translations(catalog, newstyle=True)
         tz = self.config.tz
-        env.filters["date"] = lambda d, fmt="long": format_date(d.astimezone(tz), fmt, locale=lang)
-        env.filters["datetime"] = lambda d, fmt="long": format_datetime(d, fmt, tzinfo=tz, locale=lang)
-        env.filters["isodate"] = lambda d: d.astimezone(tz).isoformat()
+        locale = babel.Locale.parse(lang)  # parsed once: Babel parses a code on every call, half a date's cost
+        # The same dates recur on the entry page, every listing and tag page and the feeds;
+        # Babel takes tens of microseconds a date.
+        env.filters["date"] = remembered(lambda d, fmt="long": format_date(d.astimezone(tz), fmt, locale=locale))
+        env.filters["datetime"] = remembered(lambda d, fmt="long": format_datetime(d, fmt, tzinfo=tz, locale=locale))
+        env.filters["isodate"] = remembered(lambda d: d.astimezone(tz).isoformat())
         env.filters["localized"] = lambda value: self.config.text(value, lang)
         env.globals.update(site=self.config, text_direction=text_direction(lang))
-        env.globals["image_size"] = lambda path: images.size_of(self.config, path)  # (width, height) or None
+        env.globals["image_size"] = self.image_size
         return env
+
+    def image_size(self, path: str) -> tuple[int, int] | None:
+        """Return an image's (width, height) or None, looked up once per Templates, i.e. per build."""
+        if path not in self._image_sizes:  # resolving the path costs more than reading the size
+            self._image_sizes[path] = images.size_of(self.config, path)
+        return self._image_sizes[path]
+
+
+def remembered(format: Callable[..., str]) -> Callable[..., str]:
+    """Remember a date filter's results for the life of its environment.
+
+    The key holds the tzinfo and fold as well as the date: aware datetimes in different zones
+    compare equal when they are the same instant, and equal ones must format alike.
+    """
+    results: dict[tuple, str] = {}
+
+    def formatted(d, *args, **kwargs):
+        key = (d, getattr(d, "tzinfo", None), getattr(d, "fold", 0), args, tuple(sorted(kwargs.items())))
+        if key not in results:
+            results[key] = format(d, *args, **kwargs)
+        return results[key]
+
+    return formatted
+
+
+class TranslatingEnvironment(Environment):
+    """An environment that translates constant strings, `_("Home")`, once when it compiles a template.
+
+    Called at render time, each costs three `Context.call`s before it is even looked up, and
+    listings call dozens per page; what is left at render time is the `%` of the variables.
+    """
+
+    def __init__(self, catalog: NullTranslations, **options):
+        super().__init__(**options)
+        self.catalog = catalog
+
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        # The documented hook between parsing and code generation: extract_translations, which
+        # the untranslated-strings check uses, parses and so still sees every _() call.
+        return super()._generate(ConstantTranslations(self.catalog).visit(source), name, filename, defer_init)
+
+
+class ConstantTranslations(NodeTransformer):
+    """Replace `_("text", name=value)` and `gettext(…)` by their translation and its formatting.
+
+    The newstyle gettext of jinja2.ext.i18n returns `Markup(translation) % variables` under
+    autoescape (the values escaped, the translation trusted) and `translation % variables`
+    otherwise; without variables and without a '%' that is the translation itself. The
+    variables are still formatted at render time, so a missing one fails as before. A template
+    that binds either name itself is left alone.
+    """
+
+    NAMES = ("_", "gettext")
+
+    def __init__(self, catalog: NullTranslations):
+        # The lookup jinja2.ext.i18n makes when it installs a catalog.
+        self.translate = getattr(catalog, "ugettext", None) or catalog.gettext
+
+    def visit_Template(self, node: nodes.Template) -> nodes.Template:
+        return node if _binds(node, self.NAMES) else self.generic_visit(node)
+
+    def visit_Call(self, node: nodes.Call) -> nodes.Node:
+        node = self.generic_visit(node)
+        if not (isinstance(node.node, nodes.Name) and node.node.name in self.NAMES and len(node.args) == 1
+                and isinstance(node.args[0], nodes.Const) and isinstance(node.args[0].value, str)
+                and not node.dyn_args and not node.dyn_kwargs):
+            return node
+        text = self.translate(node.args[0].value)
+        translation = nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno), lineno=node.lineno)
+        if not node.kwargs and "%" not in text:
+            return translation
+        variables = nodes.Dict([nodes.Pair(nodes.Const(k.key), k.value, lineno=k.lineno) for k in node.kwargs],
+                               lineno=node.lineno)
+        return nodes.Mod(translation, variables, lineno=node.lineno)
+
+
+class SharedFragments(Extension):
+    """`{% shared key %}…{% endshared %}`: render a fragment once per key, then reuse it.
+
+    For the parts of a page that many pages share (an archive page's head links, header and
+    footer are the same on every page of a language at the same depth). The caller opts in by
+    passing `key`, and vouches that it determines everything the fragment reads; with `key`
+    undefined or None the fragment is rendered every time. Reuse lasts as long as the
+    environment, i.e. one Templates, and a template edited and compiled again starts afresh.
+    """
+
+    tags = {"shared"}
+    _compilations = itertools.count()
+
+    def __init__(self, environment: Environment):
+        super().__init__(environment)
+        self.fragments: dict[tuple, str] = {}
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        key = parser.parse_expression()
+        body = parser.parse_statements(("name:endshared",), drop_needle=True)
+        fragment = nodes.Const(next(self._compilations))  # this fragment of this compilation
+        call = self.call_method("_render", [fragment, key])
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _render(self, fragment: int, key, caller) -> str:
+        if key is None or isinstance(key, Undefined):
+            return caller()
+        if (fragment, key) not in self.fragments:
+            self.fragments[fragment, key] = caller()
+        return self.fragments[fragment, key]
+
+
+def _binds(template: nodes.Template, names: tuple[str, ...]) -> bool:
+    """Tell whether a template assigns, imports or takes as a parameter any of `names`."""
+    stored = any(n.name in names for n in template.find_all(nodes.Name) if n.ctx in ("store", "param"))
+    imported = any(n.target in names for n in template.find_all(nodes.Import))
+    from_imported = any((item[1] if isinstance(item, tuple) else item) in names
+                        for n in template.find_all(nodes.FromImport) for item in n.names)
+    return stored or imported or from_imported
 
 
 def po_path(lang: str) -> Path:

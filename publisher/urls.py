@@ -6,6 +6,8 @@ mirror domain, a sub-path or an onion service; feeds and emails use `base_url`.
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+from functools import lru_cache
 from urllib.parse import quote
 
 from publisher.config import Config
@@ -14,8 +16,15 @@ from publisher.content import Entry
 
 def entry_dir(entry: Entry, config: Config) -> str:
     """Return the folder of an entry's page, e.g. en/2017/09/mass-detentions/."""
-    local = entry.date.astimezone(config.tz)
-    return f"{entry.lang}/{local:%Y}/{local:%m}/{entry.slug}/"
+    date = entry.date
+    return f"{entry.lang}/{_year_month(date, date.tzinfo, date.fold, config.tz)}{entry.slug}/"
+
+
+@lru_cache(maxsize=16384)  # every listing, tag page and feed links the entry: converting its date is the cost
+def _year_month(date: datetime, zone: tzinfo | None, fold: int, tz: tzinfo) -> str:
+    """Return 'YYYY/MM/' of a date in the site's zone; `zone` and `fold` make equal keys mean equal dates."""
+    local = date.astimezone(tz)
+    return f"{local:%Y}/{local:%m}/"
 
 
 def entry_page(entry: Entry, config: Config) -> str:
@@ -47,6 +56,7 @@ def root_prefix(from_page: str) -> str:
     return "../" * from_page.count("/")
 
 
+@lru_cache(maxsize=16384)  # the same few targets (feeds, home pages, tags, entries) recur on every page
 def _page_url(target: str) -> str:
     """Return the URL path of an output path: folders for index pages, non-ASCII percent-encoded."""
     path = target[: -len("index.html")] if target.endswith("index.html") else target
