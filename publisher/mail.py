@@ -82,9 +82,15 @@ def _part(subtype: str, body: str) -> bytes:
     else:
         encoding, encoded = "quoted-printable", binascii.b2a_qp(data, istext=True)  # CRLF in, CRLF out
         if len(encoded) > _base64_size(len(data)):  # mostly non-Latin text
-            encoding, encoded = "base64", base64.encodebytes(data).replace(b"\n", b"\r\n")
+            encoding, encoded = "base64", _base64_lines(data)
     return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii") + encoded
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """Return data in base64, in lines of 76 characters ending in CRLF."""
+    encoded = base64.b64encode(data)
+    return b"".join([encoded[start:start + 76] + b"\r\n" for start in range(0, len(encoded), 76)])
 
 
 def _base64_size(size: int) -> int:
