@@ -52,7 +52,24 @@ class Envelope:
 
 def compose(config: Config, envelope: Envelope, text: str, html: str) -> bytes:
     """Return the message as CRLF bytes: text/plain first, then text/html, both UTF-8."""
-    separator = boundary(envelope.message_id, text, html)
+    return compose_copies(config, [(envelope, text, html)])[0]
+
+
+def compose_copies(config: Config, copies: list[tuple[Envelope, str, str]]) -> list[bytes]:
+    """Return each copy of one message (everyday, discreet: an envelope, text and HTML) as compose() would.
+
+    The copies' bodies differ in their first lines only; the lines they all end with are
+    encoded once.
+    """
+    texts = [text.encode("utf-8") for _, text, _ in copies]
+    htmls = [html.encode("utf-8") for _, _, html in copies]
+    return [_message(config, envelope, text, html, text_part, html_part)
+            for (envelope, _, _), text, html, text_part, html_part
+            in zip(copies, texts, htmls, _parts("plain", texts), _parts("html", htmls))]
+
+
+def _message(config: Config, envelope: Envelope, text: bytes, html: bytes, text_part: bytes, html_part: bytes) -> bytes:
+    separator = _boundary(envelope.message_id.encode("utf-8"), text, html)
     head = "".join([
         _mailbox("From", envelope.from_name, from_address(config)),
         _mailbox("Reply-To", "", config.newsletter.reply_to or from_address(config)),
@@ -68,29 +85,66 @@ def compose(config: Config, envelope: Envelope, text: str, html: str) -> bytes:
     ])
     delimiter = f"--{separator}\r\n".encode("ascii")
     return b"".join([head.encode("ascii"), b"\r\n",
-                     delimiter, _part("plain", text), b"\r\n",
-                     delimiter, _part("html", html), b"\r\n",
+                     delimiter, text_part, b"\r\n",
+                     delimiter, html_part, b"\r\n",
                      f"--{separator}--\r\n".encode("ascii")])
 
 
-def _part(subtype: str, body: str) -> bytes:
-    """Return one UTF-8 text part: its header fields, a blank line, its body ending in CRLF."""
-    lines = body.encode("utf-8").splitlines()  # CR, LF and CRLF only, as MIME counts lines
-    data = b"\r\n".join(lines) + b"\r\n"
-    if data.isascii() and max(map(len, lines), default=0) <= LINE:
-        encoding, encoded = "7bit", data
-    else:
-        encoding, encoded = "quoted-printable", binascii.b2a_qp(data, istext=True)  # CRLF in, CRLF out
-        if len(encoded) > _base64_size(len(data)):  # mostly non-Latin text
+def _parts(subtype: str, bodies: list[bytes]) -> list[bytes]:
+    """Return UTF-8 text parts, each its header fields, a blank line and its body in CRLF lines."""
+    lines = [body.splitlines() for body in bodies]  # at CR, LF and CRLF only, as MIME counts lines
+    shared = _shared_lines(lines)
+    tail = _crlf(lines[0][len(lines[0]) - shared:])
+    encoded_tail = None
+    parts = []
+    for each in lines:
+        head = _crlf(each[:len(each) - shared])
+        data = head + tail
+        if data.isascii() and max(map(len, each), default=0) <= LINE:
+            encoding, encoded = "7bit", data
+        elif _quoted_printable_exceeds(data, _base64_size(len(data))):
             encoding, encoded = "base64", _base64_lines(data)
-    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii") + encoded
+        else:
+            # Quoted-printable starts afresh at every line (CRLF in, CRLF out), so the lines before
+            # the shared tail and the tail encode apart, the tail once for all copies.
+            encoded_tail = binascii.b2a_qp(tail, istext=True) if encoded_tail is None else encoded_tail
+            encoding, encoded = "quoted-printable", binascii.b2a_qp(head, istext=True) + encoded_tail
+            if len(encoded) > _base64_size(len(data)):
+                encoding, encoded = "base64", _base64_lines(data)
+        parts.append((f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+                      f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii") + encoded)
+    return parts
+
+
+def _shared_lines(lines: list[list[bytes]]) -> int:
+    """Return how many last lines all the bodies have in common."""
+    low, high = 0, min(map(len, lines))
+    while low < high:  # binary search: the end of a common ending is common too
+        middle = (low + high + 1) // 2
+        if all(other[len(other) - middle:] == lines[0][len(lines[0]) - middle:] for other in lines[1:]):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _crlf(lines: list[bytes]) -> bytes:
+    return b"\r\n".join(lines) + b"\r\n" if lines else b""
+
+
+# Bytes that quoted-printable may leave as they are (and spaces and tabs, but not at a line's end).
+_LITERAL = bytes(range(33, 61)) + bytes(range(62, 127)) + b" \t\r\n"
+
+
+def _quoted_printable_exceeds(data: bytes, size: int) -> bool:
+    """Tell whether quoted-printable is sure to be longer than `size`: every other byte takes three."""
+    return len(data) + 2 * len(data.translate(None, _LITERAL)) > size
 
 
 def _base64_lines(data: bytes) -> bytes:
     """Return data in base64, in lines of 76 characters ending in CRLF."""
     encoded = base64.b64encode(data)
-    return b"".join([encoded[start:start + 76] + b"\r\n" for start in range(0, len(encoded), 76)])
+    return b"\r\n".join([encoded[start:start + 76] for start in range(0, len(encoded), 76)]) + b"\r\n"
 
 
 def _base64_size(size: int) -> int:
@@ -241,5 +295,9 @@ def boundary(message_id: str, *bodies: str) -> str:
     '=' followed by '_' never occurs in quoted-printable or base64 text, and the hash of
     the bodies keeps it out of any 7-bit part.
     """
-    digest = hashlib.sha256("\0".join((message_id, *bodies)).encode("utf-8")).hexdigest()[:32]
+    return _boundary(*(part.encode("utf-8") for part in (message_id, *bodies)))
+
+
+def _boundary(*parts: bytes) -> str:
+    digest = hashlib.sha256(b"\0".join(parts)).hexdigest()[:32]
     return f"=_{digest}"

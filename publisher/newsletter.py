@@ -196,9 +196,9 @@ def _message(site: Site, templates: Templates, envelope: mail.Envelope, r: Rende
     text, discreet_text = _texts(site, templates, f"email/{r.kind}.txt", lang, view, r.context, discreet)
     discreet_envelope = dataclasses.replace(envelope, subject=subject, from_name=sender,
                                             message_id=mail.message_id(config, "", envelope.message_id))
-    return Message(r.kind, r.key, lang, r.folder, envelope.subject, r.html, text,
-                   mail.compose(config, envelope, text, r.html), web,
-                   mail.compose(config, discreet_envelope, discreet_text, discreet_html))
+    eml, discreet_eml = mail.compose_copies(config, [(envelope, text, r.html),
+                                                     (discreet_envelope, discreet_text, discreet_html)])
+    return Message(r.kind, r.key, lang, r.folder, envelope.subject, r.html, text, eml, web, discreet_eml)
 
 
 def _envelope(config, lang: str, subject: str, moment: datetime, list_id: str, *id_parts: str) -> mail.Envelope:
@@ -412,7 +412,7 @@ def _fillable(templates: Templates) -> bool:
     tests/test_newsletter_copies.py checks. A site that overrides any email template has each
     copy rendered in full.
     """
-    return not any((folder / "email").exists() for folder in templates.folders if folder.resolve() != BUILTIN_TEMPLATES)
+    return not any((folder / "email").exists() for folder in templates.folders if folder != BUILTIN_TEMPLATES)
 
 
 def _fills(value) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
@@ -146,3 +148,35 @@ def test_a_long_message_id_stays_whole(config):
 def test_the_same_input_gives_the_same_bytes(config):
     assert compose(config, subject="Суд продлил арест") == compose(config, subject="Суд продлил арест")
 
+
+
+def copy(subject: str, text: str, html: str) -> tuple:
+    envelope = mail.Envelope(subject=subject, from_name="Test Alliance", date=DATE, message_id=f"<{subject}@x.org>",
+                             list_id="weekly.news.example.org", list_name="Test Alliance", lang="en")
+    return envelope, text, html
+
+
+def test_copies_are_each_the_message_compose_makes(config):
+    rng = random.Random(5322)
+    lines = ["<p style=\"color: #1f2328;\">Raid in Baku</p>", "Суд продлил арест " * 5, "x" * 90 + "=", "", ".",
+             "Basqınları dərhal dayandırın", "plain line", "trailing space ", "\ttab"]
+    for _ in range(150):
+        shared = [rng.choice(lines) for _ in range(rng.randint(0, 30))]
+        bodies = []
+        for _ in range(2):
+            own = [rng.choice(lines) for _ in range(rng.randint(0, 4))]
+            bodies.append("\n".join(own + shared) + rng.choice(["", "\n", "\r\n"]))
+        copies = [copy(f"c{i}", body, body.replace("Baku", "Bakı")) for i, body in enumerate(bodies)]
+        assert mail.compose_copies(config, copies) == [mail.compose(config, *each) for each in copies]
+        for raw, (_, text, _) in zip(mail.compose_copies(config, copies), copies):
+            check_wire_format(raw)
+            plain = message_from_bytes(raw, policy=policy.default).get_body(("plain",))
+            data = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
+            if plain["Content-Transfer-Encoding"] != "7bit":  # the smaller of the two, byte for byte
+                quoted = binascii.b2a_qp(data, istext=True)
+                in_base64 = base64.encodebytes(data).replace(b"\n", b"\r\n")
+                smaller = "quoted-printable" if len(quoted) <= len(in_base64) else "base64"
+                assert plain["Content-Transfer-Encoding"] == smaller
+                if smaller == "quoted-printable":
+                    assert quoted in raw
+            assert plain.get_content().replace("\r\n", "\n") == data.decode("utf-8").replace("\r\n", "\n")
