@@ -4,6 +4,9 @@ Every message is rendered from Jinja templates in templates/email/, its CSS inli
 css-inline (only the @media rules for small screens and dark mode stay in a <style>).
 An issue whose HTML would pass the size budget (newsletter.max_html_kb, under Gmail's
 ~102 KB clip) shows its longest entries as summaries linking to the web copy until it fits.
+The discreet copy differs in its sender, title and preheader only: it is filled in to the
+same rendering as the everyday copy (see Email), and every entry body is read, rewritten
+and turned into text once per message (see Bodies).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from publisher.config import CONFIG_NAME, load_config
 from publisher.content import Entry
 from publisher.issues import Issue, find_issue, issue_dir, published_issues
 from publisher.markup import relink
-from publisher.plaintext import PlainText
+from publisher.plaintext import WIDTH, PlainText
 from publisher.problems import EditorError, Problem
-from publisher.templates import Templates
+from publisher.templates import BUILTIN_TEMPLATES, Templates
 from publisher.units import Keys, Unit
 from publisher.urls import absolute, entry_page, relative, root_prefix
 from publisher.website import Site
@@ -39,6 +42,7 @@ _ID = re.compile(r'(\sid=")([^"]*)(")')
 _FRAGMENT = re.compile(r'(\shref="#)([^"]*)(")')
 _IMAGE = re.compile(r"<img\b[^>]*>")
 _ATTRIBUTE = re.compile(r'\s(src|alt)="([^"]*)"')
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,14 @@ def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
     subject = _render_subject(templates, lang, kind="issue", issue=issue, headline=_headline(issue))
     context = dict(kind="issue", issue=issue, sections=_sections(issue, moment), period=period, title=subject,
                    preheader=issue.entries[0].summary if issue.entries else "")
-    render = lambda modes, extra={}: _email_html(site, templates, "email/issue.html", lang, folder, issue.entries,
-                                                 moment, dict(context, **extra), modes)
-    modes, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024)
+    bodies = Bodies()
+    render = lambda modes: _email(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context,
+                                  modes, bodies)
+    modes, email, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024, bodies)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.list_id or f"weekly.{config.host}",
                          "issue", lang, issue.week)
     return _message(site, templates, envelope, Rendering("issue", issue.week, lang, folder, issue.entries, moment,
-                                                         context, modes, html, render))
+                                                         context, modes, html, email, bodies))
 
 
 def _sections(issue: Issue, moment: datetime) -> tuple[Section, ...]:
@@ -169,13 +174,14 @@ def alert_message(site: Site, templates: Templates, entry: Entry) -> Message:
     prefix = "" if _folded(entry.title).startswith(_folded(word)) else f"{word}: "
     subject = _render_subject(templates, lang, kind="alert", entry=entry, alert_prefix=prefix)
     context = dict(kind="alert", entry=entry, alert_word=word, title=subject, preheader=entry.summary)
-    render = lambda modes, extra={}: _email_html(site, templates, "email/alert.html", lang, folder, (entry,),
-                                                 moment, dict(context, **extra), modes)
+    bodies = Bodies()
+    render = lambda modes: _email(site, templates, "email/alert.html", lang, folder, (entry,), moment, context,
+                                  modes, bodies)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.alerts_list_id or f"alerts.{config.host}",
                          "alert", lang, entry.slug, entry.id)
-    modes, html = _fit((entry,), render, config.newsletter.max_html_kb * 1024)
+    modes, email, html = _fit((entry,), render, config.newsletter.max_html_kb * 1024, bodies)
     return _message(site, templates, envelope, Rendering("alert", entry.slug, lang, folder, (entry,), moment,
-                                                         context, modes, html, render))
+                                                         context, modes, html, email, bodies))
 
 
 @dataclass(frozen=True)
@@ -190,26 +196,26 @@ class Rendering:
     moment: datetime
     context: dict
     modes: dict
-    html: str
-    render: Callable[..., str]  # (modes, extra context) -> email HTML
+    html: str  # the everyday copy's email HTML
+    email: Email  # the email as rendered, from which the discreet copy is made too
+    bodies: Bodies  # the entry bodies every copy of the message shows
 
 
 def _message(site: Site, templates: Templates, envelope: mail.Envelope, r: Rendering) -> Message:
     """Add the plain text, the web copy and both .eml files (everyday and discreet) to a rendered email."""
     config, lang = site.config, r.lang
-    view = _view(site, lang, r.folder, r.moment, r.entries, r.modes, web=False)
-    text = _text(site, templates, f"email/{r.kind}.txt", lang, view, r.context)
-    web = _web_html(site, templates, f"email/{r.kind}.html", lang, r.folder, r.entries, r.context)
+    view = _view(site, lang, r.folder, r.moment, r.entries, r.modes, r.bodies, web=False)
+    web = _web_html(site, templates, f"email/{r.kind}.html", lang, r.folder, r.entries, r.context, r.bodies)
     sender, subject = config.text(config.newsletter.discreet_from_name, lang), config.text(config.newsletter.discreet_subject, lang)
     # Discreet: whatever a lock screen or an inbox list shows (sender, subject, preview) is neutral.
     discreet = dict(discreet=True, sender=sender, title=subject, preheader=subject)
-    discreet_html = r.render(r.modes, discreet)
-    discreet_text = _text(site, templates, f"email/{r.kind}.txt", lang, view, dict(r.context, **discreet))
+    discreet_html = r.email.html(discreet)
+    text, discreet_text = _texts(site, templates, f"email/{r.kind}.txt", lang, view, r.context, discreet)
     discreet_envelope = dataclasses.replace(envelope, subject=subject, from_name=sender,
                                             message_id=mail.message_id(config, "", envelope.message_id))
-    return Message(r.kind, r.key, lang, r.folder, envelope.subject, r.html, text,
-                   mail.compose(config, envelope, text, r.html), web,
-                   mail.compose(config, discreet_envelope, discreet_text, discreet_html))
+    eml, discreet_eml = mail.compose_copies(config, [(envelope, text, r.html),
+                                                     (discreet_envelope, discreet_text, discreet_html)])
+    return Message(r.kind, r.key, lang, r.folder, envelope.subject, r.html, text, eml, web, discreet_eml)
 
 
 def _envelope(config, lang: str, subject: str, moment: datetime, list_id: str, *id_parts: str) -> mail.Envelope:
@@ -233,6 +239,7 @@ class View:
     web: bool
     modes: dict[str, str] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)
+    bodies: Bodies = field(default_factory=lambda: Bodies())
 
     @property
     def page(self) -> str:
@@ -267,11 +274,35 @@ class View:
     def body(self, entry: Entry) -> Markup:
         """Return an entry's HTML for this message: links resolved, ids unique, images as links."""
         prefix = root_prefix(self.page) if self.web else self.site.config.base_url
-        html = relink(entry.html, prefix)
-        anchor = self.anchor(entry)
-        html = _ID.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
-        html = _FRAGMENT.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
-        return Markup(_IMAGE.sub(_image_link, html))  # sanitised by markup.sanitize when loaded
+        return self.bodies.body(entry, prefix, self.anchor(entry))
+
+
+class Bodies:
+    """The entry bodies of one message, each entry's HTML read once and rewritten once per copy.
+
+    A message shows the same entries in its email (again if it is over the budget), its
+    discreet twin, its plain text and its web copy; only the links of the web copy differ.
+    """
+
+    def __init__(self) -> None:
+        self._sources: dict[str, str] = {}
+        self._bodies: dict[tuple[str, str, str], Markup] = {}
+
+    def source(self, entry: Entry) -> str:
+        """Return the entry's sanitised HTML (read once: it may come from a store)."""
+        if entry.id not in self._sources:
+            self._sources[entry.id] = entry.html
+        return self._sources[entry.id]
+
+    def body(self, entry: Entry, prefix: str, anchor: str) -> Markup:
+        """Return the body with site links under `prefix`, ids and fragments under `anchor`, images as links."""
+        key = (entry.id, prefix, anchor)
+        if key not in self._bodies:
+            html = relink(self.source(entry), prefix)
+            html = _ID.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
+            html = _FRAGMENT.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
+            self._bodies[key] = Markup(_IMAGE.sub(_image_link, html))  # sanitised by markup.sanitize when loaded
+        return self._bodies[key]
 
 
 def _image_link(match: re.Match) -> str:
@@ -280,11 +311,12 @@ def _image_link(match: re.Match) -> str:
     return f'<a href="{attributes.get("src", "")}">[{attributes.get("alt") or "image"}]</a>'
 
 
-def _view(site: Site, lang: str, folder: str, moment: datetime, entries, modes: dict[str, str], web: bool) -> View:
+def _view(site: Site, lang: str, folder: str, moment: datetime, entries, modes: dict[str, str], bodies: Bodies,
+          web: bool) -> View:
     anchors: dict[str, str] = {}
     for index, entry in enumerate(entries, 1):
         anchors[entry.id] = entry.slug if entry.slug not in anchors.values() else f"{entry.slug}-{index}"
-    return View(site, lang, folder, moment, web, modes, anchors)
+    return View(site, lang, folder, moment, web, modes, anchors, bodies)
 
 
 def _render(site: Site, templates: Templates, name: str, lang: str, view: View, context: dict) -> str:
@@ -297,13 +329,16 @@ def _render(site: Site, templates: Templates, name: str, lang: str, view: View, 
     return templates.render(name, lang, **(values | context))
 
 
-def _email_html(site, templates, name, lang, folder, entries, moment, context, modes) -> str:
-    view = _view(site, lang, folder, moment, entries, modes, web=False)
-    return _inline(_render(site, templates, name, lang, view, context))
+def _email(site, templates, name, lang, folder, entries, moment, context, modes, bodies) -> Email:
+    view = _view(site, lang, folder, moment, entries, modes, bodies, web=False)
+    render = lambda copy: _inline(_render(site, templates, name, lang, view, dict(context, **copy)))
+    everyday = dict(discreet=False, sender=site.config.text(site.config.title, lang), title=context["title"],
+                    preheader=context["preheader"])
+    return Email(render, everyday, render(_SLOTS) if _fillable(templates) else None)
 
 
-def _web_html(site, templates, name, lang, folder, entries, context) -> str:
-    view = _view(site, lang, folder, site.now, entries, {}, web=True)
+def _web_html(site, templates, name, lang, folder, entries, context, bodies) -> str:
+    view = _view(site, lang, folder, site.now, entries, {}, bodies, web=True)
     return _inline(_render(site, templates, name, lang, view, context))
 
 
@@ -316,23 +351,96 @@ def _inline(html: str) -> str:
     return inlined
 
 
-def _text(site, templates, name, lang, view: View, context: dict) -> str:
-    text = _render(site, templates, name, lang, view, dict(context, text=PlainText()))
+def _texts(site, templates, name, lang, view: View, context: dict, discreet: dict) -> tuple[str, str]:
+    """Return the plain text of the everyday and the discreet copy, which differ only in the sender's name."""
+    senders = (site.config.text(site.config.title, lang), discreet["sender"])
+    if _fillable(templates) and all(_one_line(sender) for sender in senders):
+        stencil = _text(site, templates, name, lang, view, dict(context, sender=_SLOTS["sender"]), {})
+        if stencil.count(_SLOT_MARK) == stencil.count(_SLOTS["sender"]):
+            return stencil.replace(_SLOTS["sender"], senders[0]), stencil.replace(_SLOTS["sender"], senders[1])
+    texts: dict = {}  # entry bodies as text, written for the everyday copy and read again for the discreet one
+    return (_text(site, templates, name, lang, view, context, texts),
+            _text(site, templates, name, lang, view, dict(context, **discreet), texts))
+
+
+def _one_line(value: str) -> bool:
+    """Tell whether text.wrap() leaves a value as it is: one non-empty line of single-spaced words."""
+    return bool(value) and value == " ".join(value.split()) and len(value) <= WIDTH and _SLOT_MARK not in value
+
+
+def _text(site, templates, name, lang, view: View, context: dict, bodies: dict) -> str:
+    text = _render(site, templates, name, lang, view, dict(context, text=PlainText(bodies=bodies)))
     lines = [line.rstrip() if line != "-- " else line for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
-def _fit(entries: tuple[Entry, ...], render, budget: int) -> tuple[dict[str, str], str]:
-    """Return how much of each entry to show, and the HTML, shrinking the longest entries first until it fits."""
+def _fit(entries: tuple[Entry, ...], render, budget: int, bodies: Bodies) -> tuple[dict[str, str], Email, str]:
+    """Return how much of each entry to show, the email and its everyday HTML, shrinking the longest entries
+    first until it fits."""
     modes: dict[str, str] = {}
-    html = render(modes)
+    email = render(modes)
+    html = email.html()
     for step in MODES[1:]:
-        for entry in sorted(entries, key=lambda e: (-len(e.html), e.path)):
+        for entry in sorted(entries, key=lambda e: (-len(bodies.source(e)), e.path)):
             if len(html.encode("utf-8")) <= budget:
-                return modes, html
+                return modes, email, html
             modes[entry.id] = step
-            html = render(modes)
-    return modes, html
+            email = render(modes)
+            html = email.html()
+    return modes, email, html
+
+
+# The copies of a message ---------------------------------------------------------
+
+# The everyday and the discreet copy of an email differ in three values only; the email is
+# rendered and inlined once with these markers in their place, then each copy fills them in.
+_SLOT_MARK = "\ue000"  # private use: no text of ours contains it
+_SLOTS = {name: f"\ue000{name}\ue001" for name in ("sender", "title", "preheader")}
+_SLOT = re.compile("\ue000(sender|title|preheader)\ue001")
+
+
+class Email:
+    """A message's email HTML, rendered once, from which the everyday and the discreet copy are made."""
+
+    def __init__(self, render: Callable[[dict], str], everyday: dict, stencil: str | None):
+        self._render = render  # (values of a copy) -> HTML, the slow way
+        self._everyday = everyday  # discreet, sender, title, preheader of the everyday copy
+        # The HTML cut where the slots were: text, slot name, text, slot name, ..., text.
+        self._pieces = _SLOT.split(stencil) if stencil is not None else []
+        if any(_SLOT_MARK in piece for piece in self._pieces[::2]):  # a mark we did not put there
+            self._pieces = []
+
+    def html(self, copy: dict | None = None) -> str:
+        """Return the HTML of the everyday copy, or of the copy with these discreet, sender, title and preheader."""
+        copy = dict(self._everyday, **(copy or {}))
+        if not self._pieces or not all(_fills(copy[name]) for name in _SLOTS):
+            return self._render(copy)
+        pieces = self._pieces[:]
+        pieces[1::2] = [_as_inlined(copy[name]) for name in pieces[1::2]]
+        return "".join(pieces)
+
+
+def _fillable(templates: Templates) -> bool:
+    """Tell whether the email templates are the built-in ones.
+
+    They show the sender, title and preheader as text only (the plain text: the sender, through
+    text.wrap), never transformed or tested, and nothing in them depends on `discreet`: so
+    filling those values into one rendering equals rendering each copy, which
+    tests/test_newsletter_copies.py checks. A site that overrides any email template has each
+    copy rendered in full.
+    """
+    return not any((folder / "email").exists() for folder in templates.folders if folder != BUILTIN_TEMPLATES)
+
+
+def _fills(value) -> bool:
+    """Tell whether a value can be filled in as text: not markup, which Jinja would not escape, nor CR or NUL,
+    which the HTML parser changes, nor a mark of ours."""
+    return type(value) is str and not any(char in value for char in ("\r", "\x00", _SLOT_MARK))
+
+
+def _as_inlined(value: str) -> str:
+    """Return text as Jinja escapes it and css-inline then writes it out again: only & < > and no-break space escaped."""
+    return value.replace("&", "&amp;").replace("\u00a0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _folded(text: str) -> str:

@@ -7,9 +7,10 @@ every link as a numbered reference listed at the end of the message.
 
 from __future__ import annotations
 
-import textwrap
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html import unescape
 from html.parser import HTMLParser
 
 WIDTH = 72
@@ -17,6 +18,11 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote
           "thead", "tbody", "tfoot", "tr", "td", "th", "hr", "div", "dl", "dt", "dd", "caption"}
 VOID = {"br", "hr", "img", "wbr"}
 BREAK = "\u2028"  # LINE SEPARATOR stands for <br> until wrapping
+# A start or end tag as an HTML serializer (nh3's, our templates') writes it: lower-case
+# names, attribute values in double quotes. Anything else goes to html.parser.
+_TAG = re.compile(r'<(/?)([a-z][a-z0-9]*)((?:\s+[a-z_:][-a-z0-9_:.]*(?:="[^"]*")?)*)\s*(/?)>')
+_ATTRIBUTE = re.compile(r'([a-z_:][-a-z0-9_:.]*)(?:="([^"]*)")?')
+_RAW_TEXT = ("script", "style")  # html.parser reads their content as text
 
 
 @dataclass
@@ -41,44 +47,104 @@ class _TreeBuilder(HTMLParser):
             self.stack.append(node)
 
     def handle_endtag(self, tag):
-        for index in range(len(self.stack) - 1, 0, -1):
-            if self.stack[index].tag == tag:
-                del self.stack[index:]
-                return
+        _close(self.stack, tag)
 
     def handle_data(self, data):
         self.stack[-1].children.append(data)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # a parsed body is ~5 times its HTML: 4,096 of them held 200 MB at 10,000 entries
 def parse(fragment: str) -> Node:
     """Parse an HTML fragment into a small tree (cached: an entry's body is written for its
-    issue, its discreet twin and its alert; the tree is only ever read)."""
+    issue and its alert; the tree is only ever read)."""
+    tree = _parse_serialized(fragment)
+    if tree is not None:
+        return tree
     builder = _TreeBuilder()
     builder.feed(fragment)
     builder.close()
     return builder.root
 
 
-@lru_cache(maxsize=65536)
+def _parse_serialized(fragment: str) -> Node | None:
+    """Parse the HTML a serializer writes as html.parser and _TreeBuilder would, several times
+    faster; return None at anything else (a comment, a stray '<', single quotes, upper case)."""
+    root = Node("root")
+    stack = [root]
+    position = 0
+    for match in _TAG.finditer(fragment):
+        text = fragment[position:match.start()]
+        if "<" in text:
+            return None
+        if text:
+            stack[-1].children.append(unescape(text))
+        closing, tag, attributes, self_closing = match.groups()
+        if tag in _RAW_TEXT or closing and (attributes or self_closing):
+            return None
+        if not closing:
+            node = Node(tag, {name: unescape(value) for name, value in _ATTRIBUTE.findall(attributes)})
+            stack[-1].children.append(node)
+            if tag not in VOID:
+                stack.append(node)
+        if closing or self_closing:  # <p/> opens and closes, as html.parser's handle_startendtag does
+            _close(stack, tag)
+        position = match.end()
+    rest = fragment[position:]
+    if "<" in rest:
+        return None
+    if rest:
+        stack[-1].children.append(unescape(rest))
+    return root
+
+
+def _close(stack: list[Node], tag: str) -> None:
+    """Close the innermost open element of this tag, and those inside it; ignore a stray end tag."""
+    for index in range(len(stack) - 1, 0, -1):
+        if stack[index].tag == tag:
+            del stack[index:]
+            return
+
+
+@lru_cache(maxsize=8192)
 def _wrap(words: str, width: int, first: str, indent: str) -> tuple[str, ...]:
-    """Wrap a paragraph (cached: the discreet twin of a message wraps the same paragraphs)."""
-    return tuple(textwrap.wrap(words, width, initial_indent=first, subsequent_indent=indent,
-                               break_long_words=False, break_on_hyphens=False))
+    """Wrap single-spaced words greedily, never breaking one (cached: paragraphs recur, in an
+    alert and its issue, in the two copies of a message a site's own templates render).
+
+    The lines are those of textwrap.wrap(words, width, initial_indent=first, subsequent_indent=indent,
+    break_long_words=False, break_on_hyphens=False), at a fraction of its cost: a word too
+    long for a line stands on a line of its own.
+    """
+    lines: list[str] = []
+    prefix, line = first, ""
+    for word in words.split(" "):
+        if not line:
+            line = word
+        elif len(prefix) + len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(prefix + line)
+            prefix, line = indent, word
+    lines.append(prefix + line)
+    return tuple(lines)
 
 
 class PlainText:
     """Write text for one message, numbering its links as it goes."""
 
-    def __init__(self, width: int = WIDTH):
+    def __init__(self, width: int = WIDTH, bodies: dict | None = None):
         self.width = width
         self.links: list[str] = []
+        self._numbers: dict[str, int] = {}
+        # Entry bodies already written, shared by the texts of one message (its everyday and
+        # discreet copies): keyed on the links numbered so far, since they change the marks.
+        self._bodies = {} if bodies is None else bodies
 
     def ref(self, url: str) -> str:
         """Return the reference mark of a URL, e.g. '[3]', adding it to the list once."""
-        if url not in self.links:
+        if url not in self._numbers:
             self.links.append(url)
-        return f"[{self.links.index(url) + 1}]"
+            self._numbers[url] = len(self.links)
+        return f"[{self._numbers[url]}]"
 
     def link(self, text: str, url: str) -> str:
         """Return link text followed by its reference mark."""
@@ -101,7 +167,16 @@ class PlainText:
 
     def body(self, fragment: str, indent: str = "") -> str:
         """Return an HTML fragment (an entry body) as wrapped text, blocks separated by blank lines."""
-        return "\n\n".join(self._blocks(parse(fragment), indent)).rstrip()
+        fragment = str(fragment)  # not Markup: html.parser slices it, and Markup wraps every slice
+        key = (fragment, indent, self.width, tuple(self.links))
+        if key not in self._bodies:
+            known = len(self.links)
+            text = "\n\n".join(self._blocks(parse(fragment), indent)).rstrip()
+            self._bodies[key] = text, tuple(self.links[known:])
+        text, added = self._bodies[key]
+        for url in added:  # the same links, numbered as the first time
+            self.ref(url)
+        return text
 
     def references(self, heading: str) -> str:
         """Return the numbered list of every link used so far."""
