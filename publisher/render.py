@@ -157,7 +157,7 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
         return entry, problems, ()  # a retraction's notice is rendered from a template later
     try:
         rendered = render_markdown(entry.body, source_folder(entry, config))
-    except (RecursionError, ValueError, IndexError, KeyError, AttributeError) as exc:
+    except (RecursionError, RuntimeError, ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
         # Python-Markdown has no error of its own; whatever it raises is about this text.
         problem = Problem(rel, entry.body_line, f"this text cannot be rendered ({type(exc).__name__}); simplify its markup")
         return None, [*problems, problem], ()

@@ -150,3 +150,12 @@ def test_a_damaged_cache_is_replaced_and_the_output_is_the_same(cached_site, tmp
     assert [p for p in cached_site.check() if not p.warning] == []  # read-only: it ignores the damaged file
     cached_site.build()
     assert cached_site.tree() == before
+
+
+def test_markdown_that_breaks_the_renderer_is_an_editor_error(site):
+    """Python-Markdown's footnotes raise RuntimeError on this; the editor gets path:line, not a traceback."""
+    site.entry("2023/broken.md", body="[^]:[^n]:\n[^x]:")
+    site.entry("2023/fine.md", title="Fine", body="Paragraph one.\n\nParagraph two.")
+    result = site.cli("build", "--now", "2026-11-22T12:00:00+00:00")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "content/2023/broken.md:6: this text cannot be rendered (RuntimeError)" in result.stderr
