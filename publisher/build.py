@@ -66,8 +66,8 @@ def horizon(site: Site, keys: Keys) -> datetime | None:
     """Return the first moment after site.now at which the output changes with nothing else changed.
 
     An embargo lifts, an action expires, a dated change shows, or a weekly issue falls due
-    (the next publication time after now bounds them all). None if a template reads the
-    clock itself: then any moment may differ.
+    (the next publication time after now bounds them all); None if no such moment is known.
+    If a template reads the clock itself any later moment may differ: then it is now.
     """
     if keys.reads_clock:
         return site.now

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable
 
 from publisher.locking import exclusive
+from publisher.problems import EditorError, Problem
 from publisher.units import Unit
 
 KEEP = ".gitkeep"  # output/ is kept in git by this one empty file
@@ -137,7 +138,11 @@ class Plan:
         for rel in sorted(self.paths - written):
             target = self.staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(self.out_dir / rel, target)
+            try:
+                os.link(self.out_dir / rel, target)
+            except FileNotFoundError:
+                raise EditorError([Problem(f"{self.out_dir.name}/{rel}", 1, "removed by hand since the last build; "
+                                           "delete the output folder and build again")]) from None
 
 
 def _same(path: Path, data: bytes) -> bool:
