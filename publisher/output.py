@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from publisher import parallel
 from publisher.locking import exclusive
 from publisher.problems import EditorError, Problem
 from publisher.units import Unit
@@ -69,8 +70,7 @@ def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None) -> int:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-staging-", dir=parent))
         plan = Plan(out_dir, staging, previous)
         try:
-            for unit in units:
-                plan.add(unit)
+            plan.add_all(units)
             count = len(plan.paths)
             if previous is None or len(plan.changed) > MOVE_LIMIT:
                 plan.complete()
@@ -100,32 +100,53 @@ class Plan:
         self.changed: list[str] = []
         self.committed = False
 
-    def add(self, unit: Unit) -> None:
-        if unit.key and self.previous is not None and unit.key in self.previous:
-            paths = self.previous[unit.key]  # checked when they were written
-            if not self.paths.isdisjoint(paths):
-                raise DuplicatePath(sorted(self.paths.intersection(paths))[0])
-            self.paths.update(paths)
-        else:
-            paths = tuple(self._write(rel, data) for rel, data in unit.render())
-        if unit.key:
-            self.units[unit.key] = paths
+    def add_all(self, units: Iterable[Unit]) -> None:
+        """Take every unit: keep those the previous build made, render and stage the rest (on every core)."""
+        order: list[tuple[bytes, tuple[str, ...] | None]] = []  # each unit's key and, if kept, its files
+        fresh: list[Unit] = []
+        for unit in units:
+            kept = self.previous.get(unit.key) if unit.key and self.previous is not None else None
+            order.append((unit.key, kept))
+            if kept is None:
+                fresh.append(unit)
+        staged = iter(parallel.map_forked(self._stage, fresh))
+        for key, kept in order:  # claimed in the units' order, so the same duplicate is reported every time
+            paths = self._keep(kept) if kept is not None else self._claim_staged(next(staged))
+            if key:
+                self.units[key] = paths
 
-    def _claim(self, rel: str) -> None:
-        _check_path(rel)
-        if rel in self.paths:
-            raise DuplicatePath(rel)
-        self.paths.add(rel)
+    def _keep(self, paths: tuple[str, ...]) -> tuple[str, ...]:
+        if not self.paths.isdisjoint(paths):  # each path was checked when it was written
+            raise DuplicatePath(sorted(self.paths.intersection(paths))[0])
+        self.paths.update(paths)
+        return paths
 
-    def _write(self, rel: str, data: bytes) -> str:
-        self._claim(rel)
-        if self.previous is not None and _same(self.out_dir / rel, data):
-            return rel  # rendered again, unchanged: left as it is
-        target = self.staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        self.changed.append(rel)
-        return rel
+    def _claim_staged(self, staged: list[tuple[str, bool]]) -> tuple[str, ...]:
+        for rel, written in staged:
+            if rel in self.paths:
+                raise DuplicatePath(rel)
+            self.paths.add(rel)
+            if written:
+                self.changed.append(rel)
+        return tuple(rel for rel, _ in staged)
+
+    def _stage(self, unit: Unit) -> list[tuple[str, bool]]:
+        """Render a unit and stage each of its files that differs from output/'s; return (path, staged) pairs.
+
+        Runs in any process of parallel.map_forked, so it only writes: two units claiming one
+        path are found by _claim_staged afterwards, and the staged tree is then thrown away.
+        """
+        staged = []
+        for rel, data in unit.render():
+            _check_path(rel)
+            if self.previous is not None and _same(self.out_dir / rel, data):
+                staged.append((rel, False))  # rendered again, unchanged: left as it is
+                continue
+            target = self.staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            staged.append((rel, True))
+        return staged
 
     def deleted(self, previous: dict[bytes, tuple[str, ...]]) -> list[str]:
         return sorted({rel for paths in previous.values() for rel in paths} - self.paths)
@@ -256,19 +277,6 @@ def recover(out_dir: Path) -> None:
     for leftover in parent.glob(f".{out_dir.name}-staging-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _fill(staging: Path, files: Iterable[tuple[str, bytes]]) -> int:
-    seen: set[str] = set()
-    for rel, data in files:
-        _check_path(rel)
-        if rel in seen:
-            raise DuplicatePath(rel)
-        seen.add(rel)
-        target = staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return len(seen)
 
 
 def _check_path(rel: str) -> None:

@@ -384,7 +384,8 @@ class RenderCache:
 class TextStore:
     """Reads entries' Markdown and HTML from the cache when an output asks for them.
 
-    One read-only connection per thread (the preview serves from threads).
+    One read-only connection per thread (the preview serves from threads) and per process: a
+    forked child (parallel.map_forked) opens its own, as SQLite requires.
     """
 
     def __init__(self, path: Path):
@@ -401,9 +402,10 @@ class TextStore:
         return row[0]
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self.local, "db", None)
-        if db is None:
+        db, pid = getattr(self.local, "db", None), os.getpid()
+        if db is None or self.local.pid != pid:  # the parent's connection is left alone, never closed here
             db = self.local.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
+            self.local.pid = pid
         return db
 
     def __getstate__(self) -> dict:  # a connection cannot be pickled; the path is enough

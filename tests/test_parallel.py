@@ -1,0 +1,101 @@
+"""Rendering on every core: the same results and the same tree as one process, and errors raised as in one.
+
+Forking is refused in a process that runs threads (a pytest-xdist worker does), so what must
+fork runs in a fresh single-threaded interpreter, through the real code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+from conftest import NOW, REPO, ScratchSite
+from publisher import parallel
+from test_render_cache import fresh_copy
+
+
+def run(code: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
+    """Run Python code in a new process (one thread, so map_forked may fork)."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_results_come_back_in_order_from_more_than_one_process():
+    result = run("""
+        import json, os
+        from publisher import parallel
+        print(json.dumps([parallel.processes(), parallel.map_forked(lambda i: [i * i, os.getpid()], range(1000))]))
+    """)
+    assert result.returncode == 0, result.stderr
+    processes, pairs = json.loads(result.stdout)
+    assert [square for square, _ in pairs] == [i * i for i in range(1000)]
+    assert len({pid for _, pid in pairs}) == processes
+    if (os.cpu_count() or 1) > 1:
+        assert processes > 1
+
+
+def test_an_error_in_a_child_is_raised_by_the_parent_with_its_traceback():
+    result = run("""
+        from publisher import parallel
+        def square(i):
+            if i == 301:  # in a child's share: 301 is odd, and the parent takes every other item from 0
+                raise ValueError(f"item {i} is bad")
+            return i * i
+        parallel.map_forked(square, range(1000))
+    """)
+    assert result.returncode == 1
+    assert "ValueError: item 301 is bad" in result.stderr
+    assert 'in square' in result.stderr  # the traceback of the frame that raised it
+
+
+def test_a_process_that_runs_threads_does_the_work_itself():
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert parallel.processes() == 1
+        assert {pid for pid in parallel.map_forked(lambda _: os.getpid(), range(1000))} == {os.getpid()}
+    finally:
+        stop.set()
+        helper.join()
+
+
+BUILD = """
+    import sys
+    from datetime import datetime
+    from pathlib import Path
+    from publisher import parallel
+    from publisher.cli import main
+    parallel.MIN_ITEMS = 1  # fork for even a small site
+    sys.argv = ["publisher", *sys.argv[1:]]
+    raise SystemExit(main())
+"""
+
+
+def forked_build(site: ScratchSite) -> subprocess.CompletedProcess:
+    return run(BUILD, "build", "--now", NOW.isoformat(), cwd=site.root)
+
+
+def test_a_site_rendered_on_every_core_equals_one_rendered_in_one_process(site, tmp_path):
+    action = "{label: Write, url: 'https://example.org/act'}"
+    for number in range(40):
+        kind = {"type": "alert", "action": action} if number % 5 == 0 else {}
+        site.entry(f"2026/entry-{number}.md", title=f"Entry {number}", date=f"2026-10-{1 + number % 28:02d}T10:00:00+04:00",
+                   tags="[police, courts]", body=f"Entry {number}.\n\n## Details\n\nMore about it.", **kind)
+    result = forked_build(site)
+    assert result.returncode == 0, result.stderr
+    assert site.tree() == fresh_copy(site, tmp_path, "serial").tree()
+
+
+def test_a_template_error_met_in_a_child_names_the_template_and_line(site):
+    for number in range(6):
+        site.entry(f"2026/entry-{number}.md", title=f"Entry {number}", date=f"2026-10-{1 + number:02d}T10:00:00+04:00")
+    site.write("templates/entry.html", '{% extends "base.html" %}{% block main %}\n\n{{ entry.nope }}{% endblock %}')
+    result = forked_build(site)
+    assert result.returncode == 1
+    assert result.stderr.startswith("templates/entry.html:3: template error:")
+    assert "Traceback" not in result.stderr
