@@ -173,6 +173,7 @@ def bench_pelican(n: int, work: Path, runs: int) -> list[Row]:
 
 def bench_hugo(n: int, work: Path, runs: int) -> list[Row]:
     if not shutil.which("hugo"):
+        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)  # a new machine has no lists
         subprocess.run(["apt-get", "install", "-y", "-qq", "hugo"], check=True, stdout=subprocess.DEVNULL)
     corpus = generate(n, "hugo", work / f"hugo-{n}")
     hugo = ["hugo", "--quiet", "-s", str(BENCH / "hugo"), "--contentDir", str(corpus / "content")]
