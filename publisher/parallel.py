@@ -15,6 +15,7 @@ path:line). Children end with os._exit: they never run the parent's cleanup.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
@@ -27,6 +28,7 @@ Result = TypeVar("Result")
 # Below this many items a fork (tens of milliseconds for a large site) costs more than it saves.
 MIN_ITEMS = 256
 MAX_PROCESSES = 4
+_PR_SET_PDEATHSIG = 1
 
 
 def processes() -> int:
@@ -59,12 +61,14 @@ def map_forked(function: Callable[[Item], Result], items: Sequence[Item]) -> lis
 
 def _fork(function, items, share: int, count: int) -> tuple[int, int]:
     reader, writer = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: compute its share, send it, and leave without running anything of the parent's
         code = 1
         try:
             os.close(reader)
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Ctrl-C ends it; the parent reports the interrupt
+            _die_with(parent)
             done = [function(items[index]) for index in range(share, len(items), count)]
             with os.fdopen(writer, "wb") as pipe:
                 pickle.dump(done, pipe, protocol=pickle.HIGHEST_PROTOCOL)
@@ -73,6 +77,16 @@ def _fork(function, items, share: int, count: int) -> tuple[int, int]:
             os._exit(code)
     os.close(writer)
     return pid, reader
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to end this child if the build is killed: it holds the build's lock (inherited) until it ends."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the child finishes its share and exits by itself
+        pass
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
 
 
 def _collect(function, items, share: int, count: int, pid: int, reader: int, results: list) -> None:

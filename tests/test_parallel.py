@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 from conftest import NOW, REPO, ScratchSite
 from publisher import parallel
@@ -50,6 +51,44 @@ def test_an_error_in_a_child_is_raised_by_the_parent_with_its_traceback():
     assert result.returncode == 1
     assert "ValueError: item 301 is bad" in result.stderr
     assert 'in square' in result.stderr  # the traceback of the frame that raised it
+
+
+def test_children_end_when_the_build_is_killed(tmp_path):
+    """A killed build's children must not go on writing (and holding the output lock) by themselves."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = textwrap.dedent("""
+        import os, sys, time
+        from pathlib import Path
+        from publisher import parallel
+        def slow(i):
+            Path(sys.argv[1], str(os.getpid())).touch()
+            time.sleep(0.05)
+        parallel.map_forked(slow, range(2000))
+    """)
+    build = subprocess.Popen([sys.executable, "-c", script, str(marks)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = {int(path.name) for path in marks.iterdir()} - {build.pid}
+        assert pids, "no child started"
+    finally:
+        build.kill()
+        build.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids)
+
+
+def alive(pid: int) -> bool:
+    """Tell whether a process runs (a zombie, reaped by init, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_process_that_runs_threads_does_the_work_itself():
