@@ -38,3 +38,29 @@ def test_a_key_changes_with_an_entry_and_with_its_action_closing():
     assert keys.key("feed", (entry(b"1" * 20, expires=NOW),)) != base
     assert keys.key("feed", [entry(b"1" * 20)]) == base  # a list keys as the tuple it holds
     assert keys.key("feed", ("ab",)) != keys.key("feed", ("a", "b"))
+
+
+def test_dicts_dataclasses_and_leaves_key_in_order():
+    """Dict items by sorted name, a dataclass's fields in order, each leaf marked with its kind."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Link:
+        href: str
+        number: int
+
+    when = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    value = ({"next": None, "count": 2, "first": True}, [Link("a/", 3)], b"\x00\x01", when, 1.5)
+    expected = (b"base" + b"\x01(" + b"\x01S4:page" + b"\x01("
+                + b"\x01{" + b"\x01S5:count" + b"\x012" + b"\x01S5:first" + b"\x01True" + b"\x01S4:next" + b"\x01None"
+                + b"\x01}"
+                + b"\x01(" + b"\x01C" + Link.__qualname__.encode() + b"\x01S2:a/" + b"\x013" + b"\x01)"
+                + b"\x01B2:\x00\x01" + b"\x01D2026-11-02T00:00:00+00:00" + b"\x011.5" + b"\x01)" + b"\x01)")
+    assert keys_at(NOW).key("page", value) == hashlib.blake2b(expected, digest_size=20).digest()
+
+
+def test_a_value_of_no_known_kind_is_refused():
+    import pytest
+
+    with pytest.raises(TypeError):
+        keys_at(NOW).key("page", {1, 2})
