@@ -13,7 +13,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import pickle
 import sqlite3
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote
 
-from publisher import images, redaction
+from publisher import images, records, redaction
 from publisher.config import CONFIG_NAME, Config
 from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry
 from publisher.markup import render_markdown
@@ -286,8 +285,8 @@ class FileDigests:
 class RenderCache:
     """Results by hash in SQLite, in the state folder (never in output/).
 
-    Each row holds an entry's metadata (its field values, pickled) and, apart, its Markdown and HTML, which
-    are read only when an output needs them. Pickle is safe here only because the state
+    Each row holds an entry's metadata (see records.py) and, apart, its Markdown and HTML, which
+    are read only when an output needs them. Pickle and marshal are safe here only because the state
     folder is as trusted as the code itself.
     """
 
@@ -341,7 +340,7 @@ class RenderCache:
             part = batch[start:start + 500]
             rows = self.db.execute(f"SELECT key, meta FROM entries WHERE key IN ({','.join('?' * len(part))})", part)
             for key, meta in rows:
-                result = _unpacked(meta)
+                result = records.unpacked(meta)
                 if result is not None:
                     found[wanted[key]] = result
         return found
@@ -354,7 +353,7 @@ class RenderCache:
         bare = dataclasses.replace(entry, markdown="", rendered="") if entry else None
         meta = (bare, problems, depends)
         self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
-                        (key, _packed(meta), entry.markdown if entry else "", entry.rendered if entry else ""))
+                        (key, records.packed(meta), entry.markdown if entry else "", entry.rendered if entry else ""))
         return meta
 
     def commit(self) -> None:
@@ -395,31 +394,6 @@ class RenderCache:
     def reader(self) -> "TextStore | None":
         """Return a store to read texts from after a read-only load, or None if there is no cache."""
         return TextStore(self.path) if self.db is not None else None
-
-
-# An entry's metadata is stored as its field values in order, not as the object: pickle writes
-# every field's name into every row, and unpickling 10,000 entries' dicts was a fifth of a
-# one-edit build. The order needs no version number: any change to Entry changes code_version,
-# and with it every key.
-_ENTRY_FIELDS = tuple(item.name for item in dataclasses.fields(Entry))
-
-
-def _packed(result: Result) -> bytes:
-    entry, problems, depends = result
-    values = None if entry is None else tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
-    return pickle.dumps((values, problems, depends), protocol=5)
-
-
-def _unpacked(meta: bytes) -> Result | None:
-    """Rebuild a stored result; None for a row in any other shape (it is rendered again)."""
-    values, problems, depends = pickle.loads(meta)
-    if values is None:
-        return None, problems, depends
-    if type(values) is not tuple or len(values) != len(_ENTRY_FIELDS):
-        return None
-    entry = object.__new__(Entry)
-    entry.__dict__.update(zip(_ENTRY_FIELDS, values))  # as pickle itself fills a frozen dataclass
-    return entry, problems, depends
 
 
 class TextStore:

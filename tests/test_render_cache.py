@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from datetime import timedelta, tzinfo
 
 import pytest
 from PIL import Image
@@ -215,3 +216,55 @@ def test_a_row_in_another_shape_is_rendered_again(cached_site):
     assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
     db.close()
     assert not stale(cached_site)
+
+
+def test_usual_metadata_is_marshalled_and_the_rest_pickled_and_both_come_back(tmp_path):
+    """A fixed offset or a zoneinfo zone keeps a row in marshal; another kind of value sends it to pickle, intact."""
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+
+    from markupsafe import Markup
+
+    from publisher import records
+    from publisher.content import Entry
+
+    def entry(**changes) -> Entry:
+        base = Entry(path="content/a.md", slug="a", title="A", type="update", lang="en", id="tag:x,2023:a",
+                     date=datetime(2023, 7, 20, 10, 30, 5, 123, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+                     markdown="", body_line=5, lines=(("title", 2),))
+        return dataclasses.replace(base, **changes)
+
+    usual = entry(updated=datetime(2023, 7, 21, tzinfo=timezone.utc), correction="c", tags=("x",))
+    others = [entry(date=datetime(2023, 7, 20, tzinfo=Odd())), entry(title=Markup("A")),
+              entry(date=datetime(2023, 7, 20, tzinfo=timezone(timedelta(hours=4), "Baku")))]
+    assert records.packed((usual, [], ()))[:1] == records.MARSHALLED
+    assert records.packed((None, [], ()))[:1] == records.MARSHALLED
+    for odd in others:
+        assert records.packed((odd, [], ()))[:1] == records.PICKLED
+    for original in [usual, *others]:
+        back = records.unpacked(records.packed((original, [], (("/images/x.png", b"d"),))))[0]
+        for item in dataclasses.fields(Entry):
+            assert getattr(back, item.name) == getattr(original, item.name), item.name
+            assert type(getattr(back, item.name)) is type(getattr(original, item.name)), item.name
+        assert back.date.tzinfo.tzname(None) == original.date.tzinfo.tzname(None)
+        assert back.date.fold == original.date.fold
+    assert records.unpacked(b"x" + b"rubbish") is None
+
+
+class Odd(tzinfo):
+    """A time zone of a kind the marshal form does not know (module level: pickle must find it)."""
+
+    def utcoffset(self, dt):
+        return timedelta(hours=4)
+
+    def dst(self, dt):
+        return timedelta(0)
+
+    def tzname(self, dt):
+        return "ODD"
+
+    def __eq__(self, other):
+        return isinstance(other, Odd)
+
+    def __hash__(self):
+        return 4
