@@ -15,7 +15,7 @@ import jinja2
 
 from publisher import archive, feeds, images, newsletter, redaction, stamp
 from publisher.config import Config, load_config
-from publisher.content import Entry, escapes, source_files
+from publisher.content import Entry, SourceFile, source_files
 from publisher.issues import publication_time, week_of
 from publisher.output import DuplicatePath, publish
 from publisher.problems import EditorError, Problem
@@ -119,7 +119,7 @@ def _shown(filename: str, config: Config) -> str:
 
 
 def load_site(config: Config, templates: Templates, now: datetime, store: bool = True,
-              found: list[Path] | None = None, digests: FileDigests | None = None) -> Site:
+              found: list[SourceFile] | None = None, digests: FileDigests | None = None) -> Site:
     """Load, check and render every entry; raise EditorError with all problems.
 
     `store=False` leaves the render cache as it is (for `publisher check`, which writes nothing).
@@ -143,7 +143,7 @@ def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
 
 
 def site_units(site: Site, templates: Templates, keys: Keys, digests: FileDigests | None,
-               found: list[Path] | None = None) -> Iterator[Unit]:
+               found: list[SourceFile] | None = None) -> Iterator[Unit]:
     """Yield every output as a unit: the content folder's own files, archive, feeds, newsletter."""
     return chain(content_units(site.config, keys, digests, found), archive.units(site, templates, keys),
                  feeds.units(site, templates, keys), newsletter.units(site, templates, keys))
@@ -156,20 +156,19 @@ PUBLISHED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt")
 
 
 def content_units(config: Config, keys: Keys, digests: FileDigests | None,
-                  found: list[Path] | None = None) -> Iterator[Unit]:
+                  found: list[SourceFile] | None = None) -> Iterator[Unit]:
     """Yield each non-Markdown file under content/ (images, PDFs), keyed on its bytes, at the same relative path."""
     files = _other_files(config, found)
     problems = _refusals(files, config)
     if problems:
         raise EditorError(problems)
-    for path, rel in files:
-        name = rel.as_posix()
-        digest = digests.of_path(path) if digests else b""
-        yield keys.unit(partial(_published, path, name, f"{config.content_dir}/{name}"), "file", name, digest)
+    for file in files:
+        digest = digests.of_path(file.path) if digests else b""
+        yield keys.unit(partial(_published, file.path, file.name, config.content_dir), "file", file.name, digest)
 
 
-def _published(path: Path, name: str, label: str) -> list[tuple[str, bytes]]:
-    return [(name, images.publish_file(path, label))]
+def _published(path: str, name: str, content_dir: str) -> list[tuple[str, bytes]]:
+    return [(name, images.publish_file(Path(path), f"{content_dir}/{name}"))]
 
 
 def refused_content_files(config: Config) -> list[Problem]:
@@ -177,14 +176,13 @@ def refused_content_files(config: Config) -> list[Problem]:
     return _refusals(_other_files(config), config)
 
 
-def _refusals(files: list[tuple[Path, Path]], config: Config) -> list[Problem]:
-    return [p for p in (refusal(path, rel, config) for path, rel in files) if p]
+def _refusals(files: list[SourceFile], config: Config) -> list[Problem]:
+    return [p for p in (refusal(file, config) for file in files) if p]
 
 
-def _other_files(config: Config, found: list[Path] | None = None) -> list[tuple[Path, Path]]:
-    content = config.path("content")
-    found = source_files(content) if found is None else found
-    return [(path, path.relative_to(content)) for path in found if path.suffix != ".md"]
+def _other_files(config: Config, found: list[SourceFile] | None = None) -> list[SourceFile]:
+    found = source_files(config.path("content")) if found is None else found
+    return [file for file in found if file.suffix != ".md"]
 
 
 def overwrite_problem(config: Config, rel: str) -> Problem:
@@ -192,13 +190,14 @@ def overwrite_problem(config: Config, rel: str) -> Problem:
     return Problem(f"{config.content_dir}/{rel}", 1, "this file would overwrite a generated page; rename or move it")
 
 
-def refusal(path: Path, rel: Path, config: Config) -> Problem | None:
+def refusal(file: SourceFile, config: Config) -> Problem | None:
     """Say why a file under content/ may not be published, or return None."""
-    shown = f"{config.content_dir}/{rel.as_posix()}"
-    if escapes(path, config.path("content")):
+    shown = f"{config.content_dir}/{file.name}"
+    if file.leads_out(config.path("content")):
         return Problem(shown, 1, "this is a link to a file outside content/; copy the file in if it is meant to be published")
-    if path.suffix.lower() not in PUBLISHED_SUFFIXES:
-        kind = f"'{path.suffix}' files" if path.suffix else "files without an extension"
+    suffix = file.suffix
+    if suffix.lower() not in PUBLISHED_SUFFIXES:
+        kind = f"'{suffix}' files" if suffix else "files without an extension"
         return Problem(shown, 1, f"{kind} are not published (only {' '.join(PUBLISHED_SUFFIXES)}); "
                                  "move it out of content/")
     return None

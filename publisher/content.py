@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import yaml
@@ -155,7 +155,26 @@ def escapes(path: Path, content: Path) -> bool:
         return True
 
 
-def source_files(content: Path) -> list[Path]:
+class SourceFile(NamedTuple):
+    """A file found under content/, named as strings: a build looks at 20,000 of them, and Paths cost."""
+
+    name: str  # relative to content/, with forward slashes, e.g. 2017/raids.md
+    path: str  # the full path, as the file system is asked for it
+    link: bool  # a symbolic link (never followed while walking)
+
+    @property
+    def suffix(self) -> str:
+        """Return the file name's last suffix, as Path.suffix would (".png"; "" for "README" or "x.")."""
+        base = self.name.rpartition("/")[2]
+        dot = base.rfind(".")
+        return base[dot:] if 0 < dot < len(base) - 1 else ""
+
+    def leads_out(self, content: Path) -> bool:
+        """Tell whether the file is a link leading outside content/ or nowhere (only a link can)."""
+        return self.link and escapes(Path(self.path), content)
+
+
+def source_files(content: Path) -> list[SourceFile]:
     """Return every file under `content` a build reads, sorted: entries and the files it copies.
 
     Hidden files and folders and `_` folders are skipped; links are listed but never followed,
@@ -163,26 +182,31 @@ def source_files(content: Path) -> list[Path]:
     """
     if not content.is_dir():
         return []
-    found: list[tuple[str, ...]] = []
-    _walk(content, (), found)
+    found: list[tuple[tuple[str, ...], bool]] = []
+    _walk(os.fspath(content), (), found)
     found.sort()  # by parts, as Paths sort; tuples of strings sort many times faster
-    return [content.joinpath(*parts) for parts in found]
+    root = os.fspath(content)
+    return [SourceFile("/".join(parts), os.path.join(root, *parts), link) for parts, link in found]
 
 
-def _walk(folder: Path, parts: tuple[str, ...], found: list[tuple[str, ...]]) -> None:
+def _walk(folder: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...], bool]]) -> None:
     with os.scandir(folder) as entries:
         for item in entries:
             if item.name.startswith((".", "_")):
                 continue
-            if item.is_symlink() or item.is_file(follow_symlinks=False):
-                found.append((*parts, item.name))
+            if item.is_symlink():
+                found.append(((*parts, item.name), True))
+            elif item.is_file(follow_symlinks=False):
+                found.append(((*parts, item.name), False))
             elif item.is_dir(follow_symlinks=False):
-                _walk(Path(item.path), (*parts, item.name), found)
+                _walk(item.path, (*parts, item.name), found)
 
 
-def entry_files(content: Path, found: list[Path] | None = None) -> list[Path]:
+def entry_files(content: Path, found: list[SourceFile] | None = None) -> list[SourceFile]:
     """Return the Markdown files under `content` (see source_files; pass its result if you have it)."""
-    return [p for p in (source_files(content) if found is None else found) if p.suffix == ".md" and p.is_file()]
+    found = source_files(content) if found is None else found
+    # Only a link can be anything but a regular file: scandir told the rest apart while walking.
+    return [f for f in found if f.name.endswith(".md") and (not f.link or os.path.isfile(f.path))]
 
 
 def parse_entry(rel: str, raw: bytes, config: Config) -> tuple[Entry | None, list[Problem]]:

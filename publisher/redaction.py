@@ -174,7 +174,9 @@ def scan(config: Config, entries: bool = True) -> list[Problem]:
         return []
     content = config.path("content")
     problems = []
-    for path in (p for p in source_files(content) if p.is_file()):
+    for path in (Path(f.path) for f in source_files(content)):
+        if not path.is_file():
+            continue
         rel = path.relative_to(config.root).as_posix()
         is_entry = path.suffix == ".md"
         if is_entry and not entries:

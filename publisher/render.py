@@ -13,7 +13,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import pickle
 import sqlite3
 import threading
 import time
@@ -25,9 +24,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote
 
-from publisher import images, redaction
+from publisher import images, records, redaction
 from publisher.config import CONFIG_NAME, Config
-from publisher.content import Entry, Stored, entry_files, escapes, find_collisions, parse_entry
+from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
 from publisher.redaction import RedactionList
@@ -42,7 +41,7 @@ CHUNK = 16
 Result = tuple[Entry | None, list[Problem], tuple[tuple[str, bytes], ...]]
 
 
-def load_rendered(config: Config, store: bool = True, found: list[Path] | None = None,
+def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | None = None,
                   digests: "FileDigests | None" = None) -> tuple[tuple[Entry, ...], tuple[Problem, ...]]:
     """Return every entry, oldest first, and the warnings; raise EditorError on errors.
 
@@ -79,26 +78,29 @@ def cache_file(config: Config) -> Path:
     return config.path("state") / "cache" / "entries.sqlite"
 
 
-def source_paths(config: Config, found: list[Path] | None = None) -> dict[str, Path]:
-    """Find every entry file; raise EditorError naming each that leads outside content/."""
+def source_paths(config: Config, found: list[SourceFile] | None = None) -> dict[str, str]:
+    """Find every entry file (name relative to the site root -> path); raise EditorError naming each that leads outside content/."""
+    content = config.path("content")
+    prefix = content.relative_to(config.root).as_posix()
     paths, problems = {}, []
-    for path in entry_files(config.path("content"), found):
-        rel = path.relative_to(config.root).as_posix()
-        if escapes(path, config.path("content")):
+    for file in entry_files(content, found):
+        rel = file.name if prefix == "." else f"{prefix}/{file.name}"
+        if file.leads_out(content):
             problems.append(Problem(rel, 1, "this is a link to a file outside content/; copy the file in instead"))
         else:
-            paths[rel] = path
+            paths[rel] = file.path
     if problems:
         raise EditorError(problems)
     return paths
 
 
-def read_sources(paths: dict[str, Path]) -> list[tuple[str, bytes]]:
+def read_sources(paths: dict[str, str]) -> list[tuple[str, bytes]]:
     """Read entry files; raise EditorError naming each that cannot be read."""
     sources, problems = [], []
     for rel, path in paths.items():
         try:
-            sources.append((rel, path.read_bytes()))
+            with open(path, "rb") as handle:
+                sources.append((rel, handle.read()))
         except OSError as exc:
             problems.append(Problem(rel, 1, f"cannot read the file: {exc.strerror}"))
     if problems:
@@ -223,9 +225,10 @@ class FileDigests:
     """
 
     def __init__(self, content: Path, cache: "RenderCache | None" = None):
-        self.content = content
+        self.content = os.fspath(content)
         self.cache = cache
-        self.known: dict[str, bytes] = {}
+        self.known: dict[str, bytes] = {}  # by name as linked
+        self.found: dict[str, bytes] = {}  # by path
         self.memo = cache.signatures() if cache else {}
         self.seen: dict[str, tuple[bytes, bytes]] = {}
         self.dirty = False
@@ -234,13 +237,19 @@ class FileDigests:
     def of(self, src: str) -> bytes:
         """Return the digest of a file named as an entry links it (/images/a.png), or b"missing"."""
         if src not in self.known:
-            self.known[src] = self.of_path(self.content / unquote(src).lstrip("/"))
+            self.known[src] = self.of_path(os.path.join(self.content, unquote(src).lstrip("/")))
         return self.known[src]
 
-    def of_path(self, path: Path) -> bytes:
+    def of_path(self, path: str | Path) -> bytes:
+        """Return the digest of a file, or b"missing"; a file asked for twice in a build is looked at once."""
         name = os.fsdecode(path)
+        if name not in self.found:
+            self.found[name] = self._digest(name)
+        return self.found[name]
+
+    def _digest(self, name: str) -> bytes:
         try:
-            info = path.stat()
+            info = os.stat(name)
         except OSError:
             return b"missing"
         signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}".encode()
@@ -249,7 +258,8 @@ class FileDigests:
             self.seen[name] = memo
             return memo[1]
         try:
-            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+            with open(name, "rb") as handle:
+                digest = hashlib.blake2b(handle.read(), digest_size=16).digest()
         except OSError:
             return b"missing"
         self.dirty = True
@@ -259,7 +269,11 @@ class FileDigests:
         return digest
 
     def unchanged(self, depends: tuple[tuple[str, bytes], ...]) -> bool:
-        return all(self.of(src) == digest for src, digest in depends)
+        known = self.known  # looked up here first: this runs for each of 10,000 cached entries
+        for src, digest in depends:
+            if (known[src] if src in known else self.of(src)) != digest:
+                return False
+        return True
 
     def save(self) -> None:
         """Remember the digests found this build, if any was new."""
@@ -271,8 +285,8 @@ class FileDigests:
 class RenderCache:
     """Results by hash in SQLite, in the state folder (never in output/).
 
-    Each row holds an entry's metadata (pickled) and, apart, its Markdown and HTML, which
-    are read only when an output needs them. Pickle is safe here only because the state
+    Each row holds an entry's metadata (see records.py) and, apart, its Markdown and HTML, which
+    are read only when an output needs them. Pickle and marshal are safe here only because the state
     folder is as trusted as the code itself.
     """
 
@@ -326,7 +340,9 @@ class RenderCache:
             part = batch[start:start + 500]
             rows = self.db.execute(f"SELECT key, meta FROM entries WHERE key IN ({','.join('?' * len(part))})", part)
             for key, meta in rows:
-                found[wanted[key]] = pickle.loads(meta)
+                result = records.unpacked(meta)
+                if result is not None:
+                    found[wanted[key]] = result
         return found
 
     def put(self, key: bytes, result: Result) -> Result:
@@ -337,8 +353,7 @@ class RenderCache:
         bare = dataclasses.replace(entry, markdown="", rendered="") if entry else None
         meta = (bare, problems, depends)
         self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
-                        (key, pickle.dumps(meta, protocol=5), entry.markdown if entry else "",
-                         entry.rendered if entry else ""))
+                        (key, records.packed(meta), entry.markdown if entry else "", entry.rendered if entry else ""))
         return meta
 
     def commit(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from datetime import timedelta, tzinfo
 
 import pytest
 from PIL import Image
@@ -92,6 +93,10 @@ def test_changed_config_renders_everything_again(cached_site, tmp_path):
     config = (cached_site.root / "publisher.toml").read_text()
     cached_site.write("publisher.toml", config.replace('timezone = "Asia/Baku"', 'timezone = "Europe/Berlin"'))
     cached_site.build()
+    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
+    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM entries"))
+    assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
+    db.close()
     assert not stale(cached_site)
     assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
 
@@ -159,3 +164,107 @@ def test_markdown_that_breaks_the_renderer_is_an_editor_error(site):
     result = site.cli("build", "--now", "2026-11-22T12:00:00+00:00")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "content/2023/broken.md:6: this text cannot be rendered (RuntimeError)" in result.stderr
+
+
+def test_stored_metadata_keeps_every_entry_field(tmp_path):
+    """A row holds an entry's field values, not the object: every field, of every kind, comes back the same."""
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from publisher.content import Action, Entry, Retraction, Target
+    from publisher.problems import Problem
+
+    baku, fixed = ZoneInfo("Asia/Baku"), timezone(timedelta(hours=4))
+    entry = Entry(
+        path="content/2023/raids.az.md", slug="raids", title="Basqınlar", type="campaign",
+        date=datetime(2023, 7, 20, 10, tzinfo=fixed), lang="az", id="tag:example.org,2023-07-20:az/raids",
+        markdown="", body_line=14, summary="Qısa", tags=("polis", "bakı"), draft=False, key="raids",
+        updated=datetime(2023, 7, 21, tzinfo=baku), correction="Düzəliş", expires=datetime(2023, 8, 1, tzinfo=timezone.utc),
+        action=Action("Yazın", "https://example.org/a", datetime(2023, 7, 30, tzinfo=baku),
+                      (Target("Nazir", "Daxili İşlər", "Bakı"),), ("Azad edin",), "https://example.org/a?utm_source=x"),
+        retracted=Retraction(datetime(2023, 7, 25, tzinfo=baku), "Səhv"), image="/images/pic.png", image_alt="Otaq",
+        lines=(("date", 3), ("title", 2)), fingerprint=b"\x01" * 20,
+    )
+    result = (entry, [Problem("content/2023/raids.az.md", 5, "draft left out: x", warning=True)],
+              (("/images/pic.png", b"\x02" * 16),))
+    with render.RenderCache(tmp_path / "entries.sqlite") as cache:
+        cache.put(b"k" * 20, result)
+        cache.commit()
+        back, problems, depends = cache.get({"content/2023/raids.az.md": b"k" * 20})["content/2023/raids.az.md"]
+    for item in dataclasses.fields(Entry):
+        expected = "" if item.name in ("markdown", "rendered") else getattr(entry, item.name)  # texts are kept apart
+        assert getattr(back, item.name) == expected, item.name
+    assert back.date.tzinfo == fixed and back.updated.tzinfo is baku and back.action.deadline.tzinfo is baku
+    assert (problems, depends) == (result[1], result[2])
+    assert dataclasses.replace(back, markdown="x").markdown == "x"  # a proper frozen dataclass still
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.title = "changed"
+
+
+def test_a_row_in_another_shape_is_rendered_again(cached_site):
+    """A row whose metadata is not this code's (no key collides, but a hand-copied cache might) is a miss."""
+    import pickle
+
+    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
+    with db:
+        db.execute("UPDATE entries SET meta = ?, html = '<p>STALE</p>'", (pickle.dumps((("too", "short"), [], ())),))
+    db.close()
+    cached_site.build()
+    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
+    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM entries"))
+    assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
+    db.close()
+    assert not stale(cached_site)
+
+
+def test_usual_metadata_is_marshalled_and_the_rest_pickled_and_both_come_back(tmp_path):
+    """A fixed offset or a zoneinfo zone keeps a row in marshal; another kind of value sends it to pickle, intact."""
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+
+    from markupsafe import Markup
+
+    from publisher import records
+    from publisher.content import Entry
+
+    def entry(**changes) -> Entry:
+        base = Entry(path="content/a.md", slug="a", title="A", type="update", lang="en", id="tag:x,2023:a",
+                     date=datetime(2023, 7, 20, 10, 30, 5, 123, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+                     markdown="", body_line=5, lines=(("title", 2),))
+        return dataclasses.replace(base, **changes)
+
+    usual = entry(updated=datetime(2023, 7, 21, tzinfo=timezone.utc), correction="c", tags=("x",))
+    others = [entry(date=datetime(2023, 7, 20, tzinfo=Odd())), entry(title=Markup("A")),
+              entry(date=datetime(2023, 7, 20, tzinfo=timezone(timedelta(hours=4), "Baku")))]
+    assert records.packed((usual, [], ()))[:1] == records.MARSHALLED
+    assert records.packed((None, [], ()))[:1] == records.MARSHALLED
+    for odd in others:
+        assert records.packed((odd, [], ()))[:1] == records.PICKLED
+    for original in [usual, *others]:
+        back = records.unpacked(records.packed((original, [], (("/images/x.png", b"d"),))))[0]
+        for item in dataclasses.fields(Entry):
+            assert getattr(back, item.name) == getattr(original, item.name), item.name
+            assert type(getattr(back, item.name)) is type(getattr(original, item.name)), item.name
+        assert back.date.tzinfo.tzname(None) == original.date.tzinfo.tzname(None)
+        assert back.date.fold == original.date.fold
+    assert records.unpacked(b"x" + b"rubbish") is None
+
+
+class Odd(tzinfo):
+    """A time zone of a kind the marshal form does not know (module level: pickle must find it)."""
+
+    def utcoffset(self, dt):
+        return timedelta(hours=4)
+
+    def dst(self, dt):
+        return timedelta(0)
+
+    def tzname(self, dt):
+        return "ODD"
+
+    def __eq__(self, other):
+        return isinstance(other, Odd)
+
+    def __hash__(self):
+        return 4
