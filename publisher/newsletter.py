@@ -24,7 +24,7 @@ import css_inline
 from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
 from markupsafe import Markup
 
-from publisher import mail
+from publisher import budget, mail
 from publisher.config import CONFIG_NAME, load_config
 from publisher.content import Entry
 from publisher.issues import Issue, find_issue, issue_dir, published_issues
@@ -142,7 +142,9 @@ def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
     bodies = Bodies()
     render = lambda modes: _email(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context,
                                   modes, bodies)
-    modes, email, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024, bodies)
+    sections = context["sections"]
+    page = tuple(e for section in sections for e in section.entries) if _fillable(templates) else None
+    modes, email, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024, bodies, page)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.list_id or f"weekly.{config.host}",
                          "issue", lang, issue.week)
     return _message(site, templates, envelope, Rendering("issue", issue.week, lang, folder, issue.entries, moment,
@@ -374,20 +376,18 @@ def _text(site, templates, name, lang, view: View, context: dict, bodies: dict) 
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
-def _fit(entries: tuple[Entry, ...], render, budget: int, bodies: Bodies) -> tuple[dict[str, str], Email, str]:
+def _fit(entries: tuple[Entry, ...], render, limit: int, bodies: Bodies,
+         page: tuple[Entry, ...] | None = None) -> tuple[dict[str, str], Email, str]:
     """Return how much of each entry to show, the email and its everyday HTML, shrinking the longest entries
-    first until it fits."""
-    modes: dict[str, str] = {}
-    email = render(modes)
-    html = email.html()
-    for step in MODES[1:]:
-        for entry in sorted(entries, key=lambda e: (-len(bodies.source(e)), e.path)):
-            if len(html.encode("utf-8")) <= budget:
-                return modes, email, html
-            modes[entry.id] = step
-            email = render(modes)
-            html = email.html()
-    return modes, email, html
+    first until it fits.
+
+    With `page`, the entries in the order the built-in templates show them, the steps are predicted from one
+    rendering per mode (see budget.fit); otherwise each step is rendered.
+    """
+    order = [e.id for e in sorted(entries, key=lambda e: (-len(bodies.source(e)), e.path))]
+    if page is None:
+        return budget.fit_slowly(budget.mixes(order, MODES), render, limit)
+    return budget.fit([e.id for e in page], order, MODES, render, limit)
 
 
 # The copies of a message ---------------------------------------------------------
