@@ -15,7 +15,7 @@ import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator
@@ -259,10 +259,7 @@ class View:
 
     def when(self, moment: datetime) -> str:
         """Return a date and time for readers anywhere: 'October 9, 2017, 11:59 PM (GMT+04:00)'."""
-        tz, lang = self.site.config.tz, self.lang
-        local = moment.astimezone(tz)
-        return (f"{format_date(local, 'long', locale=lang)}, {format_time(local, 'short', tzinfo=tz, locale=lang)} "
-                f"({get_timezone_gmt(local, 'long', locale=lang)})")
+        return _when(moment, moment.tzinfo, moment.fold, self.site.config.tz, self.lang)
 
     def upper(self, text: str) -> str:
         """Uppercase as the language does: Azerbaijani (like Turkish) dots its capital İ."""
@@ -277,6 +274,14 @@ class View:
         """Return an entry's HTML for this message: links resolved, ids unique, images as links."""
         prefix = root_prefix(self.page) if self.web else self.site.config.base_url
         return self.bodies.body(entry, prefix, self.anchor(entry))
+
+
+@lru_cache(maxsize=4096)  # an alert's date and deadline recur in its email, its issue and their texts
+def _when(moment: datetime, tzinfo, fold: int, tz, lang: str) -> str:
+    """View.when, remembered; the key holds the tzinfo and fold too, as templates.remembered's does."""
+    local = moment.astimezone(tz)
+    return (f"{format_date(local, 'long', locale=lang)}, {format_time(local, 'short', tzinfo=tz, locale=lang)} "
+            f"({get_timezone_gmt(local, 'long', locale=lang)})")
 
 
 class Bodies:
