@@ -82,7 +82,8 @@ def _parse_serialized(fragment: str) -> Node | None:
         if tag in _RAW_TEXT or closing and (attributes or self_closing):
             return None
         if not closing:
-            node = Node(tag, {name: unescape(value) for name, value in _ATTRIBUTE.findall(attributes)})
+            node = Node(tag, {name: unescape(value) for name, value in _ATTRIBUTE.findall(attributes)}
+                        if attributes else {})
             stack[-1].children.append(node)
             if tag not in VOID:
                 stack.append(node)
@@ -99,6 +100,9 @@ def _parse_serialized(fragment: str) -> Node | None:
 
 def _close(stack: list[Node], tag: str) -> None:
     """Close the innermost open element of this tag, and those inside it; ignore a stray end tag."""
+    if len(stack) > 1 and stack[-1].tag == tag:  # the usual case, as the loop below would find it first
+        del stack[-1]
+        return
     for index in range(len(stack) - 1, 0, -1):
         if stack[index].tag == tag:
             del stack[index:]
@@ -115,16 +119,19 @@ def _wrap(words: str, width: int, first: str, indent: str) -> tuple[str, ...]:
     long for a line stands on a line of its own.
     """
     lines: list[str] = []
-    prefix, line = first, ""
-    for word in words.split(" "):
-        if not line:
-            line = word
-        elif len(prefix) + len(line) + 1 + len(word) <= width:
-            line += " " + word
-        else:
-            lines.append(prefix + line)
-            prefix, line = indent, word
-    lines.append(prefix + line)
+    prefix, rest = first, words
+    while True:  # a line at a time: the greedy line ends at the last space its room reaches
+        room = width - len(prefix)
+        if len(rest) <= room:
+            break
+        cut = rest.rfind(" ", 0, room + 1) if room >= 0 else -1
+        if cut == -1:  # the first word alone is too long: it stands on its own line
+            cut = rest.find(" ")
+            if cut == -1:
+                break
+        lines.append(prefix + rest[:cut])
+        prefix, rest = indent, rest[cut + 1:]
+    lines.append(prefix + rest)
     return tuple(lines)
 
 
