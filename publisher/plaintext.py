@@ -69,16 +69,17 @@ def parse(fragment: str) -> Node:
 def _parse_serialized(fragment: str) -> Node | None:
     """Parse the HTML a serializer writes as html.parser and _TreeBuilder would, several times
     faster; return None at anything else (a comment, a stray '<', single quotes, upper case)."""
+    # One split, not a match object a tag: text, then closing, tag, attributes, self-closing and
+    # the text after it, for each tag in turn.
+    pieces = _TAG.split(fragment)
+    if any("<" in text for text in pieces[::5]):
+        return None
     root = Node("root")
     stack = [root]
-    position = 0
-    for match in _TAG.finditer(fragment):
-        text = fragment[position:match.start()]
-        if "<" in text:
-            return None
+    for index in range(1, len(pieces), 5):
+        text, closing, tag, attributes, self_closing = pieces[index - 1:index + 4]
         if text:
             stack[-1].children.append(unescape(text))
-        closing, tag, attributes, self_closing = match.groups()
         if tag in _RAW_TEXT or closing and (attributes or self_closing):
             return None
         if not closing:
@@ -89,12 +90,8 @@ def _parse_serialized(fragment: str) -> Node | None:
                 stack.append(node)
         if closing or self_closing:  # <p/> opens and closes, as html.parser's handle_startendtag does
             _close(stack, tag)
-        position = match.end()
-    rest = fragment[position:]
-    if "<" in rest:
-        return None
-    if rest:
-        stack[-1].children.append(unescape(rest))
+    if pieces[-1]:
+        stack[-1].children.append(unescape(pieces[-1]))
     return root
 
 
