@@ -15,7 +15,7 @@ import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,7 +24,7 @@ import css_inline
 from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
 from markupsafe import Markup
 
-from publisher import mail
+from publisher import budget, mail
 from publisher.config import CONFIG_NAME, load_config
 from publisher.content import Entry
 from publisher.issues import Issue, find_issue, issue_dir, published_issues
@@ -38,8 +38,6 @@ from publisher.website import Site
 
 MODES = ("full", "summary", "title")  # how much of an entry an email shows, most first
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, keep_link_tags=True, load_remote_stylesheets=False)
-_ID = re.compile(r'(\sid=")([^"]*)(")')
-_FRAGMENT = re.compile(r'(\shref="#)([^"]*)(")')
 _IMAGE = re.compile(r"<img\b[^>]*>")
 _ATTRIBUTE = re.compile(r'\s(src|alt)="([^"]*)"')
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -142,7 +140,9 @@ def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
     bodies = Bodies()
     render = lambda modes: _email(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context,
                                   modes, bodies)
-    modes, email, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024, bodies)
+    sections = context["sections"]
+    page = tuple(e for section in sections for e in section.entries) if _fillable(templates) else None
+    modes, email, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024, bodies, page)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.list_id or f"weekly.{config.host}",
                          "issue", lang, issue.week)
     return _message(site, templates, envelope, Rendering("issue", issue.week, lang, folder, issue.entries, moment,
@@ -257,10 +257,7 @@ class View:
 
     def when(self, moment: datetime) -> str:
         """Return a date and time for readers anywhere: 'October 9, 2017, 11:59 PM (GMT+04:00)'."""
-        tz, lang = self.site.config.tz, self.lang
-        local = moment.astimezone(tz)
-        return (f"{format_date(local, 'long', locale=lang)}, {format_time(local, 'short', tzinfo=tz, locale=lang)} "
-                f"({get_timezone_gmt(local, 'long', locale=lang)})")
+        return _when(moment, moment.tzinfo, moment.fold, self.site.config.tz, self.lang)
 
     def upper(self, text: str) -> str:
         """Uppercase as the language does: Azerbaijani (like Turkish) dots its capital İ."""
@@ -275,6 +272,14 @@ class View:
         """Return an entry's HTML for this message: links resolved, ids unique, images as links."""
         prefix = root_prefix(self.page) if self.web else self.site.config.base_url
         return self.bodies.body(entry, prefix, self.anchor(entry))
+
+
+@lru_cache(maxsize=4096)  # an alert's date and deadline recur in its email, its issue and their texts
+def _when(moment: datetime, tzinfo, fold: int, tz, lang: str) -> str:
+    """View.when, remembered; the key holds the tzinfo and fold too, as templates.remembered's does."""
+    local = moment.astimezone(tz)
+    return (f"{format_date(local, 'long', locale=lang)}, {format_time(local, 'short', tzinfo=tz, locale=lang)} "
+            f"({get_timezone_gmt(local, 'long', locale=lang)})")
 
 
 class Bodies:
@@ -299,10 +304,32 @@ class Bodies:
         key = (entry.id, prefix, anchor)
         if key not in self._bodies:
             html = relink(self.source(entry), prefix)
-            html = _ID.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
-            html = _FRAGMENT.sub(lambda m: f"{m.group(1)}{anchor}-{m.group(2)}{m.group(3)}", html)
+            html = _prefixed(_prefixed(html, 'id="', anchor), 'href="#', anchor)
             self._bodies[key] = Markup(_IMAGE.sub(_image_link, html))  # sanitised by markup.sanitize when loaded
         return self._bodies[key]
+
+
+def _prefixed(html: str, opening: str, anchor: str) -> str:
+    """Put `anchor-` before each quoted value that opens with `opening` after white space (an id, a fragment).
+
+    What re.sub(r'(\\s' + opening + ')([^"]*)(")', ...) does, by str.find: the regex tried every
+    character of every body, twice per copy of a message. tests/test_bodies.py compares the two.
+    """
+    parts, copied = [], 0
+    position = html.find(opening)
+    while position != -1:
+        end = html.find('"', position + len(opening))  # the closing quote
+        if end == -1:
+            break  # nor does any later opening have one
+        if position and html[position - 1].isspace():  # isspace() is re's \s, character for character
+            value = position + len(opening)
+            parts += (html[copied:value], anchor, "-")
+            copied = value
+            position = html.find(opening, end + 1)  # the match ends at its closing quote
+        else:
+            position = html.find(opening, position + 1)
+    parts.append(html[copied:])
+    return "".join(parts)
 
 
 def _image_link(match: re.Match) -> str:
@@ -374,20 +401,18 @@ def _text(site, templates, name, lang, view: View, context: dict, bodies: dict) 
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
-def _fit(entries: tuple[Entry, ...], render, budget: int, bodies: Bodies) -> tuple[dict[str, str], Email, str]:
+def _fit(entries: tuple[Entry, ...], render, limit: int, bodies: Bodies,
+         page: tuple[Entry, ...] | None = None) -> tuple[dict[str, str], Email, str]:
     """Return how much of each entry to show, the email and its everyday HTML, shrinking the longest entries
-    first until it fits."""
-    modes: dict[str, str] = {}
-    email = render(modes)
-    html = email.html()
-    for step in MODES[1:]:
-        for entry in sorted(entries, key=lambda e: (-len(bodies.source(e)), e.path)):
-            if len(html.encode("utf-8")) <= budget:
-                return modes, email, html
-            modes[entry.id] = step
-            email = render(modes)
-            html = email.html()
-    return modes, email, html
+    first until it fits.
+
+    With `page`, the entries in the order the built-in templates show them, the steps are predicted from one
+    rendering per mode (see budget.fit); otherwise each step is rendered.
+    """
+    order = [e.id for e in sorted(entries, key=lambda e: (-len(bodies.source(e)), e.path))]
+    if page is None:
+        return budget.fit_slowly(budget.mixes(order, MODES), render, limit)
+    return budget.fit([e.id for e in page], order, MODES, render, limit)
 
 
 # The copies of a message ---------------------------------------------------------

@@ -69,36 +69,37 @@ def parse(fragment: str) -> Node:
 def _parse_serialized(fragment: str) -> Node | None:
     """Parse the HTML a serializer writes as html.parser and _TreeBuilder would, several times
     faster; return None at anything else (a comment, a stray '<', single quotes, upper case)."""
+    # One split, not a match object a tag: text, then closing, tag, attributes, self-closing and
+    # the text after it, for each tag in turn.
+    pieces = _TAG.split(fragment)
+    if any("<" in text for text in pieces[::5]):
+        return None
     root = Node("root")
     stack = [root]
-    position = 0
-    for match in _TAG.finditer(fragment):
-        text = fragment[position:match.start()]
-        if "<" in text:
-            return None
+    for index in range(1, len(pieces), 5):
+        text, closing, tag, attributes, self_closing = pieces[index - 1:index + 4]
         if text:
             stack[-1].children.append(unescape(text))
-        closing, tag, attributes, self_closing = match.groups()
         if tag in _RAW_TEXT or closing and (attributes or self_closing):
             return None
         if not closing:
-            node = Node(tag, {name: unescape(value) for name, value in _ATTRIBUTE.findall(attributes)})
+            node = Node(tag, {name: unescape(value) for name, value in _ATTRIBUTE.findall(attributes)}
+                        if attributes else {})
             stack[-1].children.append(node)
             if tag not in VOID:
                 stack.append(node)
         if closing or self_closing:  # <p/> opens and closes, as html.parser's handle_startendtag does
             _close(stack, tag)
-        position = match.end()
-    rest = fragment[position:]
-    if "<" in rest:
-        return None
-    if rest:
-        stack[-1].children.append(unescape(rest))
+    if pieces[-1]:
+        stack[-1].children.append(unescape(pieces[-1]))
     return root
 
 
 def _close(stack: list[Node], tag: str) -> None:
     """Close the innermost open element of this tag, and those inside it; ignore a stray end tag."""
+    if len(stack) > 1 and stack[-1].tag == tag:  # the usual case, as the loop below would find it first
+        del stack[-1]
+        return
     for index in range(len(stack) - 1, 0, -1):
         if stack[index].tag == tag:
             del stack[index:]
@@ -115,16 +116,19 @@ def _wrap(words: str, width: int, first: str, indent: str) -> tuple[str, ...]:
     long for a line stands on a line of its own.
     """
     lines: list[str] = []
-    prefix, line = first, ""
-    for word in words.split(" "):
-        if not line:
-            line = word
-        elif len(prefix) + len(line) + 1 + len(word) <= width:
-            line += " " + word
-        else:
-            lines.append(prefix + line)
-            prefix, line = indent, word
-    lines.append(prefix + line)
+    prefix, rest = first, words
+    while True:  # a line at a time: the greedy line ends at the last space its room reaches
+        room = width - len(prefix)
+        if len(rest) <= room:
+            break
+        cut = rest.rfind(" ", 0, room + 1) if room >= 0 else -1
+        if cut == -1:  # the first word alone is too long: it stands on its own line
+            cut = rest.find(" ")
+            if cut == -1:
+                break
+        lines.append(prefix + rest[:cut])
+        prefix, rest = indent, rest[cut + 1:]
+    lines.append(prefix + rest)
     return tuple(lines)
 
 

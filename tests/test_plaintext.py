@@ -25,6 +25,17 @@ def test_wrap_makes_the_lines_textwrap_makes():
         assert PlainText(width).wrap(words, indent, first) == expected, (words, width, first, indent)
 
 
+def test_wrap_makes_the_lines_textwrap_makes_at_every_width_and_indent():
+    rng = random.Random(3)
+    for _ in range(20000):
+        words = " ".join(rng.choice(["a", "bb", "ccc", "x" * 5, "y" * 9, "z" * 20, "ə", "İ"])
+                         for _ in range(rng.randint(1, 12)))
+        width, first, indent = rng.randint(1, 30), rng.choice(["", "- ", "1. ", " " * 10]), rng.choice(["", "   ", " " * 12])
+        expected = "\n".join(textwrap.wrap(words, width, initial_indent=first, subsequent_indent=indent,
+                                           break_long_words=False, break_on_hyphens=False))
+        assert PlainText(width).wrap(words, indent, first) == expected, (words, width, first, indent)
+
+
 def test_wrap_keeps_line_breaks_and_folds_other_whitespace():
     text = PlainText(20).wrap("one  two\nthree\u2028four\tfive", "  ", "- ")
     assert text == "- one two three\n  four five"
