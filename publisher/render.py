@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -71,7 +72,13 @@ def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | 
     problems = [p for _, found, _ in results.values() for p in found] + find_collisions(entries, config)
     if any(not p.warning for p in problems):
         raise EditorError(problems)
-    return tuple(sorted(entries, key=lambda e: (e.date, e.path))), tuple(problems)
+    return tuple(sorted(entries, key=_oldest_first)), tuple(problems)
+
+
+def _oldest_first(entry: Entry) -> tuple[datetime, str]:
+    # The date in UTC without its zone: the same order, but each comparison need not ask two
+    # zones for their offsets (10,000 entries in a dozen zone objects took 0.07 s to sort).
+    return entry.date.astimezone(timezone.utc).replace(tzinfo=None), entry.path
 
 
 def cache_file(config: Config) -> Path:
@@ -306,7 +313,7 @@ class RenderCache:
         elif self.path.is_file():
             try:
                 self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
-                self.db.execute("SELECT 1 FROM entries LIMIT 1")
+                self.db.execute("SELECT 1 FROM metadata LIMIT 1")
             except sqlite3.DatabaseError:
                 self.db = None
         return self
@@ -317,11 +324,16 @@ class RenderCache:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, meta BLOB NOT NULL, "
-                   "markdown TEXT NOT NULL, html TEXT NOT NULL)")
+        # Metadata apart from the texts: a build reads all of it, and 10,000 rows of it are a few
+        # MB read in one pass, where rows beside their texts were scattered over hundreds of MB
+        # (0.9 s to read from disk at 10,000 entries, not 0.05 s).
+        db.execute("CREATE TABLE IF NOT EXISTS metadata (key BLOB PRIMARY KEY, meta BLOB NOT NULL) WITHOUT ROWID")
+        db.execute("CREATE TABLE IF NOT EXISTS texts (key BLOB PRIMARY KEY, markdown TEXT NOT NULL, "
+                   "html TEXT NOT NULL) WITHOUT ROWID")
         db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, signature BLOB NOT NULL, "
                    "digest BLOB NOT NULL)")
-        db.execute("DROP TABLE IF EXISTS results")  # the format before texts were kept apart
+        for older in ("results", "entries"):  # the formats before texts were kept apart, and in other rows
+            db.execute(f"DROP TABLE IF EXISTS {older}")
         return db
 
     def get(self, keys: dict[str, bytes]) -> dict[str, Result]:
@@ -335,14 +347,13 @@ class RenderCache:
     def _get(self, keys: dict[str, bytes]) -> dict[str, Result]:
         wanted = {key: rel for rel, key in keys.items()}
         found: dict[str, Result] = {}
-        batch = list(wanted)
-        for start in range(0, len(batch), 500):
-            part = batch[start:start + 500]
-            rows = self.db.execute(f"SELECT key, meta FROM entries WHERE key IN ({','.join('?' * len(part))})", part)
-            for key, meta in rows:
+        # One pass over the whole table: retain() keeps it at most about twice the live rows.
+        for key, meta in self.db.execute("SELECT key, meta FROM metadata"):
+            rel = wanted.get(key)
+            if rel is not None:
                 result = records.unpacked(meta)
                 if result is not None:
-                    found[wanted[key]] = result
+                    found[rel] = result
         return found
 
     def put(self, key: bytes, result: Result) -> Result:
@@ -352,8 +363,9 @@ class RenderCache:
             return result
         bare = dataclasses.replace(entry, markdown="", rendered="") if entry else None
         meta = (bare, problems, depends)
-        self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
-                        (key, records.packed(meta), entry.markdown if entry else "", entry.rendered if entry else ""))
+        self.db.execute("INSERT OR REPLACE INTO metadata VALUES (?, ?)", (key, records.packed(meta)))
+        self.db.execute("INSERT OR REPLACE INTO texts VALUES (?, ?, ?)",
+                        (key, entry.markdown if entry else "", entry.rendered if entry else ""))
         return meta
 
     def commit(self) -> None:
@@ -365,13 +377,14 @@ class RenderCache:
         if self.db is None or not self.store:
             return
         keys = list(keys)
-        count = self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        count = self.db.execute("SELECT count(*) FROM metadata").fetchone()[0]
         if count <= 2 * len(keys) + 100:
             return
         with self.db:
             self.db.execute("CREATE TEMP TABLE live (key BLOB PRIMARY KEY)")
             self.db.executemany("INSERT OR IGNORE INTO live VALUES (?)", ((k,) for k in keys))
-            self.db.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM live)")
+            for table in ("metadata", "texts"):
+                self.db.execute(f"DELETE FROM {table} WHERE key NOT IN (SELECT key FROM live)")
             self.db.execute("DROP TABLE live")
 
     def signatures(self) -> dict[str, tuple[bytes, bytes]]:
@@ -410,7 +423,7 @@ class TextStore:
     def text(self, key: bytes, column: str) -> str:
         if column not in ("markdown", "html"):
             raise ValueError(column)
-        row = self._db().execute(f"SELECT {column} FROM entries WHERE key = ?", (key,)).fetchone()
+        row = self._db().execute(f"SELECT {column} FROM texts WHERE key = ?", (key,)).fetchone()
         if row is None:
             # Another build pruned the cache between this one's load and now; building again is enough.
             raise LookupError(f"{self.path}: a rendered entry went missing while this build ran; run it again")

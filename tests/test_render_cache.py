@@ -31,7 +31,7 @@ def poison(site: ScratchSite) -> None:
     """Replace every cached body with a marker, so a stale hit would show in the output."""
     db = sqlite3.connect(site.root / "state/cache/entries.sqlite")
     with db:
-        db.execute("UPDATE entries SET html = '<p>STALE</p>'")
+        db.execute("UPDATE texts SET html = '<p>STALE</p>'")
     db.close()
 
 
@@ -94,7 +94,7 @@ def test_changed_config_renders_everything_again(cached_site, tmp_path):
     cached_site.write("publisher.toml", config.replace('timezone = "Asia/Baku"', 'timezone = "Europe/Berlin"'))
     cached_site.build()
     db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
-    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM entries"))
+    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM texts"))
     assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
     db.close()
     assert not stale(cached_site)
@@ -208,11 +208,12 @@ def test_a_row_in_another_shape_is_rendered_again(cached_site):
 
     db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
     with db:
-        db.execute("UPDATE entries SET meta = ?, html = '<p>STALE</p>'", (pickle.dumps((("too", "short"), [], ())),))
+        db.execute("UPDATE metadata SET meta = ?", (pickle.dumps((("too", "short"), [], ())),))
+        db.execute("UPDATE texts SET html = '<p>STALE</p>'")
     db.close()
     cached_site.build()
     db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
-    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM entries"))
+    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM texts"))
     assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
     db.close()
     assert not stale(cached_site)
@@ -268,3 +269,23 @@ class Odd(tzinfo):
 
     def __hash__(self):
         return 4
+
+
+def test_a_cache_in_the_older_one_table_form_is_replaced(cached_site, tmp_path):
+    """Caches written before metadata and texts were kept apart held both in one `entries` table."""
+    cache = cached_site.root / "state/cache/entries.sqlite"
+    cache.unlink()
+    db = sqlite3.connect(cache)
+    with db:
+        db.execute("CREATE TABLE entries (key BLOB PRIMARY KEY, meta BLOB NOT NULL, markdown TEXT NOT NULL, "
+                   "html TEXT NOT NULL)")
+        db.execute("INSERT INTO entries VALUES (x'00', x'00', 'old', '<p>STALE</p>')")
+    db.close()
+    shutil.rmtree(cached_site.output)
+    cached_site.build()
+    db = sqlite3.connect(cache)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    assert "entries" not in tables and {"metadata", "texts"} <= tables
+    assert not stale(cached_site)
+    assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
