@@ -39,6 +39,15 @@ def stale(site: ScratchSite) -> bool:
     return any(b"STALE" in data for data in site.tree().values())
 
 
+def assert_rendered_afresh(site: ScratchSite) -> None:
+    """Every cached body was poisoned: both entries must have been rendered again, and nothing stale shown."""
+    db = sqlite3.connect(site.root / "state/cache/entries.sqlite")
+    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM texts"))
+    db.close()
+    assert "More text." in bodies and "Text with a picture." in bodies
+    assert not stale(site)
+
+
 @pytest.fixture
 def cached_site(site: ScratchSite) -> ScratchSite:
     site.write("content/images/pic.png", b"")
@@ -93,11 +102,7 @@ def test_changed_config_renders_everything_again(cached_site, tmp_path):
     config = (cached_site.root / "publisher.toml").read_text()
     cached_site.write("publisher.toml", config.replace('timezone = "Asia/Baku"', 'timezone = "Europe/Berlin"'))
     cached_site.build()
-    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
-    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM texts"))
-    assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
-    db.close()
-    assert not stale(cached_site)
+    assert_rendered_afresh(cached_site)
     assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
 
 
@@ -212,11 +217,7 @@ def test_a_row_in_another_shape_is_rendered_again(cached_site):
         db.execute("UPDATE texts SET html = '<p>STALE</p>'")
     db.close()
     cached_site.build()
-    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
-    bodies = " ".join(html for (html,) in db.execute("SELECT html FROM texts"))
-    assert "More text." in bodies and "Text with a picture." in bodies  # every row was STALE: both rendered afresh
-    db.close()
-    assert not stale(cached_site)
+    assert_rendered_afresh(cached_site)
 
 
 def test_usual_metadata_is_marshalled_and_the_rest_pickled_and_both_come_back(tmp_path):
