@@ -5,7 +5,7 @@ closures that cannot be pickled and would be costly to rebuild in a fresh proces
 child has all of it for free, copy-on-write: each process renders every n-th item, so long
 and short kinds of output spread evenly, and hands back only what the function returned.
 
-Forking is done only where it is safe: on a platform with fork, and in a process running a
+Forking is done only where it is safe: on Linux, and in a process running a
 single thread (a thread holding a lock at the fork would leave the child's copy of it locked
 for ever: the scheduler and the preview run builds from threads, and render in one process).
 A child that fails is not trusted to explain why: the parent runs its items itself, so an
@@ -19,6 +19,7 @@ import ctypes
 import os
 import pickle
 import signal
+import sys
 import threading
 from typing import Callable, Iterable, Sequence, TypeVar
 
@@ -33,10 +34,10 @@ _PR_SET_PDEATHSIG = 1
 
 def processes() -> int:
     """Return how many processes may share the work here and now (1: do it in this one)."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    # Linux only: macOS system libraries are not safe to use in a forked child, and Windows has no fork.
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                      MAX_PROCESSES))
+    return min(len(os.sched_getaffinity(0)), MAX_PROCESSES)  # the cores this process may run on
 
 
 def map_forked(function: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
@@ -83,7 +84,7 @@ def _die_with(parent: int) -> None:
     """Ask Linux to end this child if the build is killed: it holds the build's lock (inherited) until it ends."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the child finishes its share and exits by itself
+    except (OSError, AttributeError):  # no C library to ask: the child finishes its share and exits by itself
         pass
     if os.getppid() != parent:  # the parent died before the request was made
         os._exit(1)
