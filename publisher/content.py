@@ -169,6 +169,10 @@ class SourceFile(NamedTuple):
         dot = base.rfind(".")
         return base[dot:] if 0 < dot < len(base) - 1 else ""
 
+    def is_file(self) -> bool:
+        """Tell whether it is a regular file; only a link needs asking, scandir told the rest apart while walking."""
+        return not self.link or os.path.isfile(self.path)
+
     def leads_out(self, content: Path) -> bool:
         """Tell whether the file is a link leading outside content/ or nowhere (only a link can)."""
         return self.link and escapes(Path(self.path), content)
@@ -205,8 +209,7 @@ def _walk(folder: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...]
 def entry_files(content: Path, found: list[SourceFile] | None = None) -> list[SourceFile]:
     """Return the Markdown files under `content` (see source_files; pass its result if you have it)."""
     found = source_files(content) if found is None else found
-    # Only a link can be anything but a regular file: scandir told the rest apart while walking.
-    return [f for f in found if f.name.endswith(".md") and (not f.link or os.path.isfile(f.path))]
+    return [f for f in found if f.name.endswith(".md") and f.is_file()]
 
 
 def parse_entry(rel: str, raw: bytes, config: Config) -> tuple[Entry | None, list[Problem]]:

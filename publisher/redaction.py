@@ -174,9 +174,7 @@ def scan(config: Config, entries: bool = True) -> list[Problem]:
         return []
     content = config.path("content")
     problems = []
-    for path in (Path(f.path) for f in source_files(content)):
-        if not path.is_file():
-            continue
+    for path in (Path(f.path) for f in source_files(content) if f.is_file()):
         rel = path.relative_to(config.root).as_posix()
         is_entry = path.suffix == ".md"
         if is_entry and not entries:
