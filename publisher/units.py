@@ -70,21 +70,17 @@ class Keys:
             pieces.append(b"\x01(")
             now = self.now
             for item in value:
-                # Entries, words and the other common leaves, the bulk of every key (a feed holds
-                # 100 entries), are added here rather than by a call each: the same bytes, a third
-                # of the time at 24,000 units.
+                # Entries, words and digests, the bulk of every key (a feed holds 100 entries, each
+                # content file a digest), are added here rather than by a call each: the same bytes
+                # as the branches above and below, a third of the time at 24,000 units.
                 item_kind = type(item)
                 if item_kind is Entry:
                     pieces += (b"\x01E", item.fingerprint, b"o" if item.action_open(now) else b"c")
                 elif item_kind is str:
                     data = item.encode("utf-8", "surrogatepass")
                     pieces += (b"\x01S%d:" % len(data), data)
-                elif item_kind is datetime:  # the sitemap's two dates for each of 10,000 entries
-                    pieces += (b"\x01D", item.isoformat().encode())
-                elif item_kind is bytes:  # a content file's digest
+                elif item_kind is bytes:
                     pieces += (b"\x01B%d:" % len(item), item)
-                elif item is None:
-                    pieces.append(b"\x01None")
                 else:
                     self._add(item, pieces)
             pieces.append(b"\x01)")
