@@ -13,7 +13,7 @@ from typing import Iterator
 
 import jinja2
 
-from publisher import archive, feeds, images, newsletter, redaction, stamp
+from publisher import archive, collector, feeds, images, newsletter, redaction, stamp
 from publisher.config import Config, load_config
 from publisher.content import Entry, SourceFile, source_files
 from publisher.issues import publication_time, week_of
@@ -32,33 +32,31 @@ class BuildResult:
     warnings: int = 0
 
 
-UNKNOWN = "unknown"
 
-
-def build(root: Path, now: datetime, signature: str | None = UNKNOWN) -> BuildResult:
+def build(root: Path, now: datetime, survey: stamp.Survey | None = None) -> BuildResult:
     """Build the site in `root` as it stands at `now` and bring output/ up to date.
 
-    `signature` is the inputs' stamp.signature when the caller has just taken it.
+    `survey` is the inputs' stamp.survey when the caller has just taken it.
     """
     config = load_config(root)
-    if signature is UNKNOWN:
-        signature = stamp.signature(config)
+    survey = survey or stamp.survey(config)
     redaction.refuse(config, entries=False)  # a listed name stops every build; entries are scanned as read
     templates = Templates(config)
     with template_problems(config):
-        found = source_files(config.path("content"))  # walked once for entries and the files beside them
+        found = survey.content_files()  # content/ walked once, for the signature, the entries and the files beside them
         with RenderCache(cache_file(config)) as cache:
-            digests = FileDigests(config.path("content"), cache)  # each file's digest found once
+            digests = FileDigests(config.path("content"), cache, survey.stats)  # each file's digest found once
             site = load_site(config, templates, now, found=found, digests=digests)
             keys = Keys(config, templates.folders, templates.locale, now)
-            try:
-                count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
-                                manifest_path(config))
-            except DuplicatePath as exc:
-                raise EditorError([overwrite_problem(config, exc.path)]) from None
+            with collector.frozen():  # the loaded site lives until the build ends: no collection need walk it
+                try:
+                    count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
+                                    manifest_path(config))
+                except DuplicatePath as exc:
+                    raise EditorError([overwrite_problem(config, exc.path)]) from None
             digests.save()
     result = BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
-    stamp.save(config, signature, now, horizon(site, keys), dataclasses.astuple(result))
+    stamp.save(config, survey.signature, now, horizon(site, keys), dataclasses.astuple(result))
     return result
 
 
@@ -126,7 +124,8 @@ def load_site(config: Config, templates: Templates, now: datetime, store: bool =
     """
     entries, warnings = load_rendered(config, store, found, digests)
     entries = tuple(with_retraction_notice(e, templates) for e in entries)
-    return Site.at(config, entries, now, warnings)
+    with collector.paused():
+        return Site.at(config, entries, now, warnings)
 
 
 def with_retraction_notice(entry: Entry, templates: Templates) -> Entry:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote
 
-from publisher import images, records, redaction
+from publisher import collector, images, records, redaction
 from publisher.config import CONFIG_NAME, Config
 from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry
 from publisher.markup import render_markdown
@@ -57,9 +57,10 @@ def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | 
     cache_path = cache_file(config)
     with RenderCache(cache_path, store) as cache:
         digests = digests or FileDigests(config.path("content"), cache)
-        keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + digests.of_path(path), digest_size=20).digest()
-                for rel, path in paths.items()}
-        results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
+        with collector.paused():
+            keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + digests.of_path(path), digest_size=20).digest()
+                    for rel, path in paths.items()}
+            results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
         missing = [rel for rel in paths if rel not in results]
         fresh = process_all(read_sources({rel: paths[rel] for rel in missing}), config, redactions)
         for rel, result in zip(missing, fresh):
@@ -68,11 +69,12 @@ def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | 
         cache.retain(keys.values())
         digests.save()
     texts = TextStore(cache_path) if store else cache.reader()
-    entries = [_stored(result, keys[rel], texts) for rel, result in results.items() if result[0] is not None]
-    problems = [p for _, found, _ in results.values() for p in found] + find_collisions(entries, config)
-    if any(not p.warning for p in problems):
-        raise EditorError(problems)
-    return tuple(sorted(entries, key=_oldest_first)), tuple(problems)
+    with collector.paused():
+        entries = [_stored(result, keys[rel], texts) for rel, result in results.items() if result[0] is not None]
+        problems = [p for _, found, _ in results.values() for p in found] + find_collisions(entries, config)
+        if any(not p.warning for p in problems):
+            raise EditorError(problems)
+        return tuple(sorted(entries, key=_oldest_first)), tuple(problems)
 
 
 def _oldest_first(entry: Entry) -> tuple[datetime, str]:
@@ -231,9 +233,10 @@ class FileDigests:
     tick would leave the times as they were).
     """
 
-    def __init__(self, content: Path, cache: "RenderCache | None" = None):
+    def __init__(self, content: Path, cache: "RenderCache | None" = None, stats: dict[str, os.stat_result] | None = None):
         self.content = os.fspath(content)
         self.cache = cache
+        self.stats = stats or {}  # stat results already taken (stamp.survey's), by path: not taken again
         self.known: dict[str, bytes] = {}  # by name as linked
         self.found: dict[str, bytes] = {}  # by path
         self.memo = cache.signatures() if cache else {}
@@ -256,7 +259,7 @@ class FileDigests:
 
     def _digest(self, name: str) -> bytes:
         try:
-            info = os.stat(name)
+            info = self.stats.get(name) or os.stat(name)
         except OSError:
             return b"missing"
         signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}".encode()

@@ -23,9 +23,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher import locations
 from publisher.config import CONFIG_NAME, Config
+
+if TYPE_CHECKING:
+    from publisher.content import SourceFile
 
 RACY_SECONDS = 2
 # Every library whose upgrade can change an output; their files' signatures stand for their versions.
@@ -47,45 +51,80 @@ def record_path(config: Config) -> Path:
     return config.path("state") / "cache" / "build.stamp"
 
 
+@dataclass(frozen=True)
+class Survey:
+    """One look at every input: their signature, and what the build needs of content/ from the same walk."""
+
+    signature: str | None  # None if an input was changed too recently to trust
+    root: str  # the content folder
+    listed: list[tuple[tuple[str, ...], bool]]  # its files' parts and whether each is a link, sorted
+    stats: dict[str, os.stat_result]  # each regular one's stat, by path
+
+    def content_files(self) -> list[SourceFile]:
+        """Return content/'s files as content.source_files lists them."""
+        from publisher.content import SourceFile  # not at the top: the early stop never parses an entry
+
+        return [SourceFile("/".join(parts), os.path.join(self.root, *parts), link) for parts, link in self.listed]
+
+
 def signature(config: Config) -> str | None:
     """Hash the stat signature of every input; None if one was changed too recently to trust."""
+    return survey(config).signature
+
+
+def survey(config: Config) -> Survey:
+    """Take the inputs' signature; list content/ on the way, so the build need not walk it again."""
     digest = hashlib.blake2b(digest_size=20)
     newest = 0.0
-    folders = [config.path("content"), config.path("templates"), locations.BUILTIN_TEMPLATES,
+    content = config.path("content")
+    folders = [content, config.path("templates"), locations.BUILTIN_TEMPLATES,
                locations.LOCALE_DIR, Path(__file__).parent]
     files = [config.root / CONFIG_NAME, config.path("state") / locations.ISSUES_LEDGER,
              config.root / config.lint.redaction_list, *_library_files()]
     for path in files:
         newest = max(newest, _add(digest, str(path), path))
+    listed: list[tuple[tuple[str, ...], bool]] = []
+    stats: dict[str, os.stat_result] = {}
     for folder in folders:
         digest.update(b"\0folder " + os.fsencode(folder))
         if folder.is_dir():
-            newest = max(newest, _walk(digest, folder))
-    if newest > time.time() - RACY_SECONDS:  # the clock decides only whether to trust times
-        return None
-    return digest.hexdigest()
+            newest = max(newest, _walk(digest, folder, (listed, stats) if folder == content else None))
+    listed.sort()  # by parts, as source_files sorts
+    racy = newest > time.time() - RACY_SECONDS  # the clock decides only whether to trust times
+    return Survey(None if racy else digest.hexdigest(), os.fspath(content), listed, stats)
 
 
-def _walk(digest, folder: Path) -> float:
-    """Hash a folder's files' names and signatures, depth first; return the newest time seen."""
+def _walk(digest, folder: Path, collect: tuple[list, dict] | None = None) -> float:
+    """Hash a folder's files' names and signatures, depth first; return the newest time seen.
+
+    With `collect`, also list the files content.source_files would (hidden and `_` names
+    left out, links listed but not followed) and keep the stat of each regular one.
+    """
     newest = 0.0
-    pending = [os.fspath(folder)]
+    pending: list[tuple[str, tuple[str, ...] | None]] = [(os.fspath(folder), ())]  # path, parts if listed
     while pending:
-        with os.scandir(pending.pop()) as listing:
+        path, parts = pending.pop()
+        with os.scandir(path) as listing:
             items = sorted(listing, key=lambda item: item.name)
         for item in items:
             if item.name == "__pycache__":
                 continue  # Python's own byte code, rewritten by the first run after a change
+            here = None if parts is None or item.name.startswith((".", "_")) else (*parts, item.name)
             if item.is_dir(follow_symlinks=False):
                 digest.update(b"\0dir " + os.fsencode(item.path))
-                pending.append(item.path)
+                pending.append((item.path, here))
             elif item.is_symlink():
                 newest = max(newest, _add(digest, item.path, Path(item.path)))
+                if collect and here:
+                    collect[0].append((here, True))
             else:
                 info = item.stat(follow_symlinks=False)
                 digest.update(b"\0%s %d %d %d %d %d" % (os.fsencode(item.path), info.st_size, info.st_mtime_ns,
                                                          info.st_ctime_ns, info.st_ino, info.st_mode))
                 newest = max(newest, info.st_mtime, info.st_ctime)
+                if collect and here and item.is_file(follow_symlinks=False):
+                    collect[0].append((here, False))
+                    collect[1][item.path] = info
     return newest
 
 

@@ -166,3 +166,26 @@ def test_an_edit_is_seen_by_the_early_stop(busy_site):
     edit(busy_site, "2025/old-10.md", title="Old 10", date="2025-03-11T10:00:00+04:00", body="Corrected text.")
     busy_site.cli("build", "--now", NOW.isoformat(), check=True)
     assert b"Corrected text." in (busy_site.output / "en/2025/03/old-10/index.html").read_bytes()
+
+
+def test_the_survey_lists_content_as_source_files_does(site):
+    """The build takes content/'s listing from the signature's walk: it must be source_files' listing exactly."""
+    from publisher import stamp
+    from publisher.content import source_files
+
+    content = site.root / "content"
+    site.entry("2026/b.md", title="B", body="B.")
+    site.entry("2026/a/deep.md", title="Deep", body="Deep.")
+    for rel in (".hidden.md", "_drafts/x.md", "2026/.swap.md", "2026/_notes/y.md", "images/p.png", "README"):
+        site.write(f"content/{rel}", b"x")
+    os.symlink(content / "2026/b.md", content / "2026/link.md")
+    os.symlink(site.root / "publisher.toml", content / "outside.md")
+    os.symlink(content / "nowhere", content / "dangling.png")
+    os.symlink(content / "images", content / "images-link")
+    os.mkfifo(content / "2026/pipe.md")
+
+    survey = stamp.survey(site.config)
+    assert survey.content_files() == source_files(content)
+    regular = [f.path for f in source_files(content) if not f.link]
+    assert sorted(survey.stats) == sorted(regular)
+    assert all(os.stat(path).st_ino == survey.stats[path].st_ino for path in regular)
