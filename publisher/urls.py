@@ -24,7 +24,7 @@ def entry_dir(entry: Entry, config: Config) -> str:
 def _year_month(date: datetime, zone: tzinfo | None, fold: int, tz: tzinfo) -> str:
     """Return 'YYYY/MM/' of a date in the site's zone; `zone` and `fold` make equal keys mean equal dates."""
     local = date.astimezone(tz)
-    return f"{local:%Y}/{local:%m}/"
+    return f"{local.year:04d}/{local.month:02d}/"  # as %Y/%m, without strftime's cost
 
 
 def entry_page(entry: Entry, config: Config) -> str:
