@@ -1,5 +1,5 @@
 """Allow `python -m publisher`."""
 
-from publisher.cli import main
+from publisher.cli import run
 
-raise SystemExit(main())
+run()

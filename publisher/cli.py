@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +28,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the previous output is unchanged", file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The program's entry point: run the command, then leave without tearing the interpreter down.
+
+    A build's site and caches are still in memory when the command returns, and freeing
+    them one by one at exit took 0.06 s of a 1.5 s one-edit build. Exit handlers (logging's
+    flush among them) still run; only a process with no other thread left skips the teardown.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if threading.active_count() == 1:
+        atexit._run_exitfuncs()
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -148,14 +167,14 @@ def run_build(args: argparse.Namespace) -> int:
     from publisher.config import load_config
 
     now, config = clock(args), load_config(args.site)
-    current = stamp.signature(config)
-    last = stamp.unchanged(config, now, current)
+    survey = stamp.survey(config)
+    last = stamp.unchanged(config, now, survey.signature)
     if last:  # nothing changed since the last build, and the clock passed no moment that matters
         result = argparse.Namespace(files=last.result[0], entries=last.result[1], warnings=last.result[2])
     else:
         from publisher.build import build  # the whole rendering stack: imported only when there is work
 
-        result = build(args.site, now, current)
+        result = build(args.site, now, survey)
     note = f"; {result.warnings} warning(s): run publisher check" if result.warnings else ""
     print(f"built {result.files} files from {result.entries} published entries{note}", file=sys.stderr)
     return 0
