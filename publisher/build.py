@@ -41,7 +41,7 @@ def build(root: Path, now: datetime, survey: stamp.Survey | None = None) -> Buil
     config = load_config(root)
     survey = survey or stamp.survey(config)
     redaction.refuse(config, entries=False)  # a listed name stops every build; entries are scanned as read
-    templates = Templates(config)
+    templates = Templates(config, keep_compiled=True)
     with template_problems(config):
         found = survey.content_files()  # content/ walked once, for the signature, the entries and the files beside them
         with RenderCache(cache_file(config)) as cache:
@@ -192,7 +192,7 @@ def overwrite_problem(config: Config, rel: str) -> Problem:
 def refusal(file: SourceFile, config: Config) -> Problem | None:
     """Say why a file under content/ may not be published, or return None."""
     shown = f"{config.content_dir}/{file.name}"
-    if file.leads_out(config.path("content")):
+    if file.link and file.leads_out(config.path("content")):  # only a link can; asked first, as Paths cost
         return Problem(shown, 1, "this is a link to a file outside content/; copy the file in if it is meant to be published")
     suffix = file.suffix
     if suffix.lower() not in PUBLISHED_SUFFIXES:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from jinja2 import Environment
 
 from publisher.templates import Templates, translations
 
@@ -80,3 +84,60 @@ def test_a_shared_fragment_renders_once_per_key_and_every_time_without_one(site)
     again = env.from_string("{% shared key %}<p>{{ count() }}</p>{% endshared %}")  # a template compiled anew
     assert again.render(key="a", count=count) == "<p>6</p>"
 
+
+
+def test_compiled_templates_are_kept_for_the_next_build_and_render_the_same(site, monkeypatch):
+    site.write("templates/page.html", '{{ _("Home") }} {{ lang }}\n')
+    first = Templates(site.config, keep_compiled=True).render("page.html", "az")
+    compiled = []
+    real = Environment.compile
+    monkeypatch.setattr(Environment, "compile", lambda self, *a, **k: compiled.append(a) or real(self, *a, **k))
+    again = Templates(site.config, keep_compiled=True).render("page.html", "az")
+    assert again == first and compiled == []
+    site.write("templates/page.html", '{{ _("Home") }}!\n')  # a changed source is compiled again
+    assert Templates(site.config, keep_compiled=True).render("page.html", "az") == translations("az").gettext("Home") + "!\n"
+    assert len(compiled) == 1
+
+
+def test_compiled_templates_are_kept_per_language_and_catalog_and_stale_ones_removed(site, tmp_path, monkeypatch):
+    from publisher import templates
+
+    site.write("templates/page.html", '{{ _("Home") }}\n')
+    for lang in ("en", "az"):
+        Templates(site.config, keep_compiled=True).render("page.html", lang)
+    folders = site.root / "state/cache/templates"
+    before = sorted(p.name for p in folders.iterdir())
+    assert [name.split("-")[0] for name in before] == ["az", "en"]
+    catalogs = tmp_path / "locale"
+    shutil.copytree(templates.LOCALE_DIR, catalogs)
+    po = catalogs / "az/LC_MESSAGES/messages.po"
+    po.write_text(po.read_text(encoding="utf-8").replace('msgid "Home"\nmsgstr "', 'msgid "Home"\nmsgstr "X'),
+                  encoding="utf-8")
+    home = translations("az").gettext("Home")
+    monkeypatch.setattr(templates, "LOCALE_DIR", catalogs)
+    assert Templates(site.config, keep_compiled=True).render("page.html", "az") == f"X{home}\n"
+    after = sorted(p.name for p in folders.iterdir())
+    assert len(after) == 2 and after[1] == before[1] and after[0] != before[0]  # az's old folder is gone
+
+
+def test_a_cache_that_cannot_be_made_or_read_still_renders(site):
+    site.write("templates/page.html", "{{ lang }}\n")
+    site.write("state/cache/templates", "a file where the folder should be")
+    assert Templates(site.config, keep_compiled=True).render("page.html", "en") == "en\n"
+    (site.root / "state/cache/templates").unlink()
+    Templates(site.config, keep_compiled=True).render("page.html", "en")
+    for compiled in (site.root / "state/cache/templates").glob("*/*"):
+        compiled.write_bytes(b"garbage")
+    assert Templates(site.config, keep_compiled=True).render("page.html", "en") == "en\n"
+
+
+def test_shared_fragments_of_templates_compiled_in_other_processes_never_mix(site):
+    """Fragment ids are compiled in; a template loaded from the cache meets ones compiled here."""
+    site.write("templates/a.html", '{% shared "k" %}from a{% endshared %}\n')
+    site.write("templates/b.html", '{% shared "k" %}from b{% endshared %}\n')
+    script = ("import sys, pathlib; from publisher.config import load_config; from publisher.templates import Templates; "
+              "Templates(load_config(pathlib.Path(sys.argv[1])), keep_compiled=True).render('a.html', 'en')")
+    subprocess.run([sys.executable, "-c", script, str(site.root)], check=True)
+    templates = Templates(site.config, keep_compiled=True)
+    assert templates.render("b.html", "en") == "from b"  # compiled here
+    assert templates.render("a.html", "en") == "from a"  # loaded from the cache
