@@ -67,11 +67,6 @@ class Survey:
         return [SourceFile("/".join(parts), os.path.join(self.root, *parts), link) for parts, link in self.listed]
 
 
-def signature(config: Config) -> str | None:
-    """Hash the stat signature of every input; None if one was changed too recently to trust."""
-    return survey(config).signature
-
-
 def survey(config: Config) -> Survey:
     """Take the inputs' signature; list content/ on the way, so the build need not walk it again."""
     digest = hashlib.blake2b(digest_size=20)

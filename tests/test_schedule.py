@@ -352,7 +352,8 @@ def test_sigkill_in_the_middle_of_a_build_leaves_output_whole_and_the_restart_fi
         site.entry(f"e{index}.md", title=f"Entry {index}", date=f"2023-0{1 + index % 9}-01", body="Words. " * 100)
     ok(once(site, T0))
     before = site.tree()
-    site.entry("e0.md", title="Changed", date="2023-01-01", body="New words.")
+    for index in range(150):  # every page changes: a build long enough to be caught part-way
+        site.entry(f"e{index}.md", title=f"Changed {index}", date=f"2023-0{1 + index % 9}-01", body="New words. " * 100)
     daemon = daemons(site, tmp_path / "killed.log")
     daemon.wait_for(lambda: any(site.root.glob(".output-staging-*/en")), what="a build in progress")
     daemon.stop(signal.SIGKILL)
