@@ -42,18 +42,17 @@ def build(root: Path, now: datetime, survey: stamp.Survey | None = None) -> Buil
     survey = survey or stamp.survey(config)
     redaction.refuse(config, entries=False)  # a listed name stops every build; entries are scanned as read
     templates = Templates(config, keep_compiled=True)
-    with template_problems(config):
-        found = survey.content_files()  # content/ walked once, for the signature, the entries and the files beside them
+    with template_problems(config), collector.build_scope():
+        found, signatures = survey.take_content()  # content/ walked once: for the signature, entries, other files
         with RenderCache(cache_file(config)) as cache:
-            digests = FileDigests(config.path("content"), cache, survey.stats)  # each file's digest found once
+            digests = FileDigests(config.path("content"), cache, signatures)  # each file's digest found once
             site = load_site(config, templates, now, found=found, digests=digests)
             keys = Keys(config, templates.folders, templates.locale, now)
-            with collector.frozen():  # the loaded site lives until the build ends: no collection need walk it
-                try:
-                    count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
-                                    manifest_path(config))
-                except DuplicatePath as exc:
-                    raise EditorError([overwrite_problem(config, exc.path)]) from None
+            try:
+                count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
+                                manifest_path(config))
+            except DuplicatePath as exc:
+                raise EditorError([overwrite_problem(config, exc.path)]) from None
             digests.save()
     result = BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
     stamp.save(config, survey.signature, now, horizon(site, keys), dataclasses.astuple(result))
@@ -124,7 +123,7 @@ def load_site(config: Config, templates: Templates, now: datetime, store: bool =
     """
     entries, warnings = load_rendered(config, store, found, digests)
     entries = tuple(with_retraction_notice(e, templates) for e in entries)
-    with collector.paused():
+    with collector.loading():
         return Site.at(config, entries, now, warnings)
 
 

@@ -9,6 +9,7 @@ is spread over a process pool. Templating and feeds stay in the main process.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -30,6 +31,7 @@ from publisher.config import CONFIG_NAME, Config
 from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
+from publisher.stamp import stat_signature
 from publisher.redaction import RedactionList
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | 
     cache_path = cache_file(config)
     with RenderCache(cache_path, store) as cache:
         digests = digests or FileDigests(config.path("content"), cache)
-        with collector.paused():
+        with collector.loading():
             keys = {rel: hashlib.blake2b(salt + rel.encode() + b"\0" + digests.of_path(path), digest_size=20).digest()
                     for rel, path in paths.items()}
             results = {rel: r for rel, r in cache.get(keys).items() if digests.unchanged(r[2])}
@@ -65,11 +67,13 @@ def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | 
         fresh = process_all(read_sources({rel: paths[rel] for rel in missing}), config, redactions)
         for rel, result in zip(missing, fresh):
             results[rel] = cache.put(keys[rel], result)
+        if missing:
+            gc.collect()  # rendering's cyclic garbage, before loading() freezes what is left
         cache.commit()
         cache.retain(keys.values())
         digests.save()
     texts = TextStore(cache_path) if store else cache.reader()
-    with collector.paused():
+    with collector.loading():
         entries = [_stored(result, keys[rel], texts) for rel, result in results.items() if result[0] is not None]
         problems = [p for _, found, _ in results.values() for p in found] + find_collisions(entries, config)
         if any(not p.warning for p in problems):
@@ -233,10 +237,10 @@ class FileDigests:
     tick would leave the times as they were).
     """
 
-    def __init__(self, content: Path, cache: "RenderCache | None" = None, stats: dict[str, os.stat_result] | None = None):
+    def __init__(self, content: Path, cache: "RenderCache | None" = None, signatures: dict[str, bytes] | None = None):
         self.content = os.fspath(content)
         self.cache = cache
-        self.stats = stats or {}  # stat results already taken (stamp.survey's), by path: not taken again
+        self.signatures = signatures or {}  # stamp.survey's stat_signature of each file, by path: not stat'ed again
         self.known: dict[str, bytes] = {}  # by name as linked
         self.found: dict[str, bytes] = {}  # by path
         self.memo = cache.signatures() if cache else {}
@@ -258,12 +262,16 @@ class FileDigests:
         return self.found[name]
 
     def _digest(self, name: str) -> bytes:
+        memo = self.memo.get(name)
+        seen = self.signatures.pop(name, None)  # as stamp.survey's walk saw it, if it did
+        if memo and memo[0] == seen:
+            self.seen[name] = memo
+            return memo[1]
         try:
-            info = self.stats.get(name) or os.stat(name)
+            info = os.stat(name)
         except OSError:
             return b"missing"
-        signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}".encode()
-        memo = self.memo.get(name)
+        signature = stat_signature(info)
         if memo and memo[0] == signature:
             self.seen[name] = memo
             return memo[1]

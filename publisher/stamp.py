@@ -51,20 +51,35 @@ def record_path(config: Config) -> Path:
     return config.path("state") / "cache" / "build.stamp"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Survey:
     """One look at every input: their signature, and what the build needs of content/ from the same walk."""
 
     signature: str | None  # None if an input was changed too recently to trust
     root: str  # the content folder
-    listed: list[tuple[tuple[str, ...], bool]]  # its files' parts and whether each is a link, sorted
-    stats: dict[str, os.stat_result]  # each regular one's stat, by path
+    # Its files, sorted as source_files sorts them: parts, whether a link, a regular file's stat_signature.
+    listed: list[tuple[tuple[str, ...], bool, bytes | None]]
 
-    def content_files(self) -> list[SourceFile]:
-        """Return content/'s files as content.source_files lists them."""
+    def take_content(self) -> tuple[list[SourceFile], dict[str, bytes]]:
+        """Return content/'s files as content.source_files lists them, and each regular one's stat_signature by path.
+
+        Once: the listing is let go (at 10,000 entries it is megabytes the build no longer needs).
+        """
         from publisher.content import SourceFile  # not at the top: the early stop never parses an entry
 
-        return [SourceFile("/".join(parts), os.path.join(self.root, *parts), link) for parts, link in self.listed]
+        files, signatures = [], {}
+        for parts, link, signature in self.listed:
+            file = SourceFile("/".join(parts), os.path.join(self.root, *parts), link)
+            files.append(file)
+            if signature is not None:
+                signatures[file.path] = signature
+        self.listed = []
+        return files, signatures
+
+
+def stat_signature(info: os.stat_result) -> bytes:
+    """Return what tells a file's bytes have not changed without reading them (git's index trusts the same)."""
+    return b"%d %d %d %d %d" % (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
 
 
 def survey(config: Config) -> Survey:
@@ -78,22 +93,21 @@ def survey(config: Config) -> Survey:
              config.root / config.lint.redaction_list, *_library_files()]
     for path in files:
         newest = max(newest, _add(digest, str(path), path))
-    listed: list[tuple[tuple[str, ...], bool]] = []
-    stats: dict[str, os.stat_result] = {}
+    listed: list[tuple[tuple[str, ...], bool, bytes | None]] = []
     for folder in folders:
         digest.update(b"\0folder " + os.fsencode(folder))
         if folder.is_dir():
-            newest = max(newest, _walk(digest, folder, (listed, stats) if folder == content else None))
-    listed.sort()  # by parts, as source_files sorts
+            newest = max(newest, _walk(digest, folder, listed if folder == content else None))
+    listed.sort()  # by parts, as source_files sorts (no two files have the same parts)
     racy = newest > time.time() - RACY_SECONDS  # the clock decides only whether to trust times
-    return Survey(None if racy else digest.hexdigest(), os.fspath(content), listed, stats)
+    return Survey(None if racy else digest.hexdigest(), os.fspath(content), listed)
 
 
-def _walk(digest, folder: Path, collect: tuple[list, dict] | None = None) -> float:
+def _walk(digest, folder: Path, collect: list | None = None) -> float:
     """Hash a folder's files' names and signatures, depth first; return the newest time seen.
 
     With `collect`, also list the files content.source_files would (hidden and `_` names
-    left out, links listed but not followed) and keep the stat of each regular one.
+    left out, links listed but not followed), each regular one with its stat_signature.
     """
     newest = 0.0
     pending: list[tuple[str, tuple[str, ...] | None]] = [(os.fspath(folder), ())]  # path, parts if listed
@@ -110,16 +124,15 @@ def _walk(digest, folder: Path, collect: tuple[list, dict] | None = None) -> flo
                 pending.append((item.path, here))
             elif item.is_symlink():
                 newest = max(newest, _add(digest, item.path, Path(item.path)))
-                if collect and here:
-                    collect[0].append((here, True))
+                if collect is not None and here:
+                    collect.append((here, True, None))
             else:
                 info = item.stat(follow_symlinks=False)
                 digest.update(b"\0%s %d %d %d %d %d" % (os.fsencode(item.path), info.st_size, info.st_mtime_ns,
                                                          info.st_ctime_ns, info.st_ino, info.st_mode))
                 newest = max(newest, info.st_mtime, info.st_ctime)
-                if collect and here and item.is_file(follow_symlinks=False):
-                    collect[0].append((here, False))
-                    collect[1][item.path] = info
+                if collect is not None and here and item.is_file(follow_symlinks=False):
+                    collect.append((here, False, stat_signature(info)))
     return newest
 
 

@@ -184,8 +184,8 @@ def test_the_survey_lists_content_as_source_files_does(site):
     os.symlink(content / "images", content / "images-link")
     os.mkfifo(content / "2026/pipe.md")
 
-    survey = stamp.survey(site.config)
-    assert survey.content_files() == source_files(content)
+    files, signatures = stamp.survey(site.config).take_content()
+    assert files == source_files(content)
     regular = [f.path for f in source_files(content) if not f.link]
-    assert sorted(survey.stats) == sorted(regular)
-    assert all(os.stat(path).st_ino == survey.stats[path].st_ino for path in regular)
+    assert sorted(signatures) == sorted(regular)
+    assert all(signatures[path] == stamp.stat_signature(os.stat(path)) for path in regular)
