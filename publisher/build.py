@@ -9,14 +9,14 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import jinja2
 
 from publisher import archive, collector, feeds, images, newsletter, redaction, stamp
 from publisher.config import Config, load_config
 from publisher.content import Entry, SourceFile, source_files
-from publisher.issues import publication_time, week_of
+from publisher.issues import publication_time, published_issues, week_of
 from publisher.output import DuplicatePath, publish
 from publisher.problems import EditorError, Problem
 from publisher.render import FileDigests, RenderCache, cache_file, load_rendered
@@ -48,9 +48,9 @@ def build(root: Path, now: datetime, survey: stamp.Survey | None = None) -> Buil
             digests = FileDigests(config.path("content"), cache, signatures)  # each file's digest found once
             site = load_site(config, templates, now, found=found, digests=digests)
             keys = Keys(config, templates.folders, templates.locale, now)
+            units, archive_units = unit_groups(site, templates, keys, digests, found)
             try:
-                count = publish(site_units(site, templates, keys, digests, found), config.path("output"),
-                                manifest_path(config))
+                count = publish(units, config.path("output"), manifest_path(config), aside=archive_units)
             except DuplicatePath as exc:
                 raise EditorError([overwrite_problem(config, exc.path)]) from None
             digests.save()
@@ -142,9 +142,22 @@ def site_files(site: Site, templates: Templates) -> Iterator[tuple[str, bytes]]:
 
 def site_units(site: Site, templates: Templates, keys: Keys, digests: FileDigests | None,
                found: list[SourceFile] | None = None) -> Iterator[Unit]:
-    """Yield every output as a unit: the content folder's own files, archive, feeds, newsletter."""
-    return chain(content_units(site.config, keys, digests, found), archive.units(site, templates, keys),
-                 feeds.units(site, templates, keys), newsletter.units(site, templates, keys))
+    """Yield every output as a unit: the content folder's own files, feeds, newsletter, archive."""
+    units, archive_units = unit_groups(site, templates, keys, digests, found)
+    return chain(units, archive_units())
+
+
+def unit_groups(site: Site, templates: Templates, keys: Keys, digests: FileDigests | None,
+                found: list[SourceFile] | None = None) -> tuple[Iterator[Unit], Callable[[], Iterator[Unit]]]:
+    """Return the units of the content folder's files, the feeds and the newsletter, and a function yielding the archive's.
+
+    The archive holds half the work of keying a large site's units (a page per entry, tag and
+    listing), so output.publish can key it in a second process beside the rest.
+    """
+    published_issues(site)  # the archive and the newsletter both list the issues: found once, before any fork
+    units = chain(content_units(site.config, keys, digests, found), feeds.units(site, templates, keys),
+                  newsletter.units(site, templates, keys))
+    return units, partial(archive.units, site, templates, keys)
 
 
 # What content/ may publish besides entries: images (their metadata stripped), PDFs and plain

@@ -25,8 +25,9 @@ import os
 import pickle
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from publisher import parallel
 from publisher.locking import exclusive
@@ -40,6 +41,8 @@ MANIFEST_FORMAT = 1
 # Past this many changed files a build swaps in a whole new tree (hard links for the rest)
 # rather than moving files into place one by one: the move-in stays a moment, not seconds.
 MOVE_LIMIT = 500
+# Changed units the aside child renders itself; beyond this they are better shared by every core.
+ASIDE_LIMIT = parallel.MIN_ITEMS
 
 
 class DuplicatePath(Exception):
@@ -55,11 +58,13 @@ def write_tree(files: Iterable[tuple[str, bytes]], out_dir: Path) -> int:
     return publish([Unit(b"", lambda: files)], out_dir, None)
 
 
-def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None) -> int:
+def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None,
+            aside: Callable[[], Iterable[Unit]] | None = None) -> int:
     """Bring `out_dir` to exactly the units' files, rendering only units the manifest lacks; return the file count.
 
     Without a manifest (or with one that does not describe `out_dir`) every unit is rendered
-    into a new tree. Units with an empty key are always rendered.
+    into a new tree. Units with an empty key are always rendered. `aside()` yields more units,
+    taken after `units`; see Plan.add_all.
     """
     out_dir = out_dir.resolve()
     parent = out_dir.parent
@@ -70,7 +75,7 @@ def publish(units: Iterable[Unit], out_dir: Path, manifest: Path | None) -> int:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-staging-", dir=parent))
         plan = Plan(out_dir, staging, previous)
         try:
-            plan.add_all(units)
+            plan.add_all(units, aside)
             count = len(plan.paths)
             if previous is None or len(plan.changed) > MOVE_LIMIT:
                 plan.complete()
@@ -100,20 +105,61 @@ class Plan:
         self.changed: list[str] = []
         self.committed = False
 
-    def add_all(self, units: Iterable[Unit]) -> None:
-        """Take every unit: keep those the previous build made, render and stage the rest (on every core)."""
-        order: list[tuple[bytes, tuple[str, ...] | None]] = []  # each unit's key and, if kept, its files
+    def add_all(self, units: Iterable[Unit], aside: Callable[[], Iterable[Unit]] | None = None) -> None:
+        """Take every unit: keep those the previous build made, render and stage the rest (on every core).
+
+        `aside()`'s units come after `units`'. In a warm build a forked child keys them, and
+        renders those that changed, while this process does the same for `units`: most of a
+        one-edit build is finding the few units that changed among 25,000. A child that meets
+        more than ASIDE_LIMIT changed units, or fails, hands them back to be done here, on
+        every core.
+        """
+        helper = parallel.aside(partial(self._sort_out_and_stage, aside)) if aside and self.previous else None
+        try:
+            order, fresh = self._sort_out(units)
+            staged = parallel.map_forked(self._stage, fresh)
+            if aside:
+                done = helper.result() if helper else None
+                if done is None:
+                    more, fresh = self._sort_out(aside())
+                    order += more
+                    staged += parallel.map_forked(self._stage, fresh)
+                else:
+                    order += [(key, None if files is not None else self.previous[key]) for key, files in done]
+                    staged += [files for _, files in done if files is not None]
+        finally:
+            if helper:
+                helper.stop()
+        staged = iter(staged)
+        for key, kept in order:  # claimed in the units' order, so the same duplicate is reported every time
+            paths = self._keep(kept) if kept is not None else self._claim_staged(next(staged))
+            if key:
+                self.units[key] = paths
+
+    def _sort_out(self, units: Iterable[Unit]) -> tuple[list[tuple[bytes, tuple[str, ...] | None]], list[Unit]]:
+        """Return each unit's key and, if the previous build made it, its files; and the units to render."""
+        order: list[tuple[bytes, tuple[str, ...] | None]] = []
         fresh: list[Unit] = []
         for unit in units:
             kept = self.previous.get(unit.key) if unit.key and self.previous is not None else None
             order.append((unit.key, kept))
             if kept is None:
                 fresh.append(unit)
-        staged = iter(parallel.map_forked(self._stage, fresh))
-        for key, kept in order:  # claimed in the units' order, so the same duplicate is reported every time
-            paths = self._keep(kept) if kept is not None else self._claim_staged(next(staged))
-            if key:
-                self.units[key] = paths
+        return order, fresh
+
+    def _sort_out_and_stage(self, units: Callable[[], Iterable[Unit]]) -> list[tuple[bytes, list | None]]:
+        """In the aside child: each unit's key and, for one it rendered, its staged files (None if kept)."""
+        done: list[tuple[bytes, list | None]] = []
+        rendered = 0
+        for unit in units():
+            if unit.key and unit.key in self.previous:
+                done.append((unit.key, None))
+                continue
+            rendered += 1
+            if rendered > ASIDE_LIMIT:
+                raise parallel.Declined("many units changed: render them on every core")
+            done.append((unit.key, self._stage(unit)))
+        return done
 
     def _keep(self, paths: tuple[str, ...]) -> tuple[str, ...]:
         if not self.paths.isdisjoint(paths):  # each path was checked when it was written

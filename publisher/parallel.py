@@ -60,6 +60,45 @@ def map_forked(function: Callable[[Item], Result], items: Sequence[Item]) -> lis
     return results
 
 
+class Aside:
+    """A function running in a forked child while this process goes on; `result()` collects it.
+
+    A child that fails (or whose function raises Declined) yields `None`: the caller then
+    does the work itself, so any error is raised where it happened, as in map_forked.
+    """
+
+    def __init__(self, pid: int, reader: int):
+        self.pid, self.reader = pid, reader
+
+    def result(self) -> object | None:
+        try:
+            with os.fdopen(self.reader, "rb") as pipe:
+                data = pipe.read()  # to the end before waiting: a full pipe would block the child
+        except BaseException:
+            self.stop()
+            raise
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return pickle.loads(data)[0] if os.waitstatus_to_exitcode(status) == 0 else None  # _fork sends a list
+
+    def stop(self) -> None:
+        """End and reap the child if it has not been collected (after an error in this process)."""
+        if self.pid:
+            _stop([(self.pid, self.reader)])
+            self.pid = 0
+
+
+class Declined(Exception):
+    """Raised by a function run aside that finds its work better done by the caller."""
+
+
+def aside(function: Callable[[], Result]) -> Aside | None:
+    """Start function() in a forked child, or return None where forking is not safe or useful here."""
+    if processes() < 2:
+        return None
+    return Aside(*_fork(lambda _: function(), [None], 0, 1))
+
+
 def _fork(function, items, share: int, count: int) -> tuple[int, int]:
     reader, writer = os.pipe()
     parent = os.getpid()

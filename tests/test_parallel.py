@@ -138,3 +138,66 @@ def test_a_template_error_met_in_a_child_names_the_template_and_line(site):
     assert result.returncode == 1
     assert result.stderr.startswith("templates/entry.html:3: template error:")
     assert "Traceback" not in result.stderr
+
+
+WARM_BUILD = """
+    import sys
+    from publisher import output, parallel
+    from publisher.cli import main
+    output.ASIDE_LIMIT = int(sys.argv[1])
+    started = parallel.aside
+    def aside(function):  # say what the aside child did: nothing, its units, or gave them back
+        helper = started(function)
+        if helper is not None:
+            result = helper.result
+            def told():
+                done = result()
+                print("aside:", "handed back" if done is None else f"{len(done)} units", file=sys.stderr)
+                return done
+            helper.result = told
+        return helper
+    parallel.aside = aside
+    sys.argv = ["publisher", *sys.argv[2:]]
+    raise SystemExit(main())
+"""
+
+
+def warm_build(site: ScratchSite, limit: int = 256) -> subprocess.CompletedProcess:
+    return run(WARM_BUILD, str(limit), "build", "--now", NOW.isoformat(), cwd=site.root)
+
+
+def entries_with_tags(site: ScratchSite, count: int, body: str = "Words.") -> None:
+    for number in range(count):
+        site.entry(f"2026/entry-{number}.md", title=f"Entry {number}", date=f"2026-10-{1 + number % 28:02d}T10:00:00+04:00",
+                   tags="[police, courts]" if number % 2 else "[baku]", body=f"{body} {number}.")
+
+
+def test_a_warm_build_keys_the_archive_aside_and_equals_a_cold_one(site, tmp_path):
+    entries_with_tags(site, 30)
+    assert warm_build(site).returncode == 0
+    site.entry("2026/entry-7.md", title="Entry seven", date="2026-10-08T10:00:00+04:00", tags="[police]", body="Edited.")
+    result = warm_build(site)
+    assert result.returncode == 0, result.stderr
+    assert "aside: " in result.stderr and "units" in result.stderr, result.stderr  # the child did the archive
+    assert site.tree() == fresh_copy(site, tmp_path, "cold").tree()
+
+
+def test_an_aside_child_with_many_changed_units_hands_them_back(site, tmp_path):
+    entries_with_tags(site, 30)
+    assert warm_build(site).returncode == 0
+    entries_with_tags(site, 30, body="Every entry edited.")
+    result = warm_build(site, limit=3)
+    assert result.returncode == 0, result.stderr
+    assert "aside: handed back" in result.stderr
+    assert site.tree() == fresh_copy(site, tmp_path, "cold").tree()
+
+
+def test_a_template_error_met_aside_is_reported_as_path_and_line(site):
+    entries_with_tags(site, 6)
+    assert warm_build(site).returncode == 0
+    site.write("templates/entry.html", '{% extends "base.html" %}{% block main %}\n\n{{ entry.nope }}{% endblock %}')
+    result = warm_build(site)
+    assert result.returncode == 1
+    assert "aside: handed back" in result.stderr
+    assert "templates/entry.html:3: template error:" in result.stderr
+    assert "Traceback" not in result.stderr
