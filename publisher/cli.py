@@ -168,7 +168,7 @@ def run_build(args: argparse.Namespace) -> int:
     from publisher.config import load_config
 
     now, config = clock(args), load_config(args.site)
-    survey = stamp.survey(config)
+    survey = _survey_while_loading_the_build(config)
     last = stamp.unchanged(config, now, survey.signature)
     if last:  # nothing changed since the last build, and the clock passed no moment that matters
         result = argparse.Namespace(files=last.result[0], entries=last.result[1], warnings=last.result[2])
@@ -179,6 +179,37 @@ def run_build(args: argparse.Namespace) -> int:
     note = f"; {result.warnings} warning(s): run publisher check" if result.warnings else ""
     print(f"built {result.files} files from {result.entries} published entries{note}", file=sys.stderr)
     return 0
+
+
+# The rendering stack, in the order publisher.build would import it, in steps of 10 to 40 ms.
+RENDERING_STACK = ("publisher.content", "publisher.templates", "publisher.markup", "publisher.render",
+                   "publisher.archive", "publisher.newsletter", "publisher.build")
+
+
+def _survey_while_loading_the_build(config):
+    """Take stamp.survey; where a second core may be used, walk there while the rendering stack is imported here.
+
+    At 10,000 entries the walk (20,000 stats) and the imports take a tenth of a second or more
+    each: side by side, a one-edit build starts rendering that much sooner. Importing stops
+    as soon as the walk is done, so a build with nothing to do stops as early as before.
+    """
+    from functools import partial
+    from importlib import import_module
+
+    from publisher import parallel, stamp
+
+    walking = parallel.aside(partial(stamp.survey, config))
+    if walking is None:
+        return stamp.survey(config)
+    try:
+        for module in RENDERING_STACK:
+            if walking.ready():
+                break
+            import_module(module)
+        survey = walking.result()
+    finally:
+        walking.stop()
+    return survey or stamp.survey(config)  # a walk that failed is taken again here, to raise its error
 
 
 def run_new(args: argparse.Namespace) -> int:

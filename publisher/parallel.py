@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -69,6 +70,10 @@ class Aside:
 
     def __init__(self, pid: int, reader: int):
         self.pid, self.reader = pid, reader
+
+    def ready(self) -> bool:
+        """Tell, without waiting, whether the child has finished (its result, or its end, can be read)."""
+        return bool(select.select([self.reader], [], [], 0)[0])
 
     def result(self) -> object | None:
         try:

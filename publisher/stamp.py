@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from publisher.content import SourceFile
 
 RACY_SECONDS = 2
+_NAME = attrgetter("name")
 # Every library whose upgrade can change an output; their files' signatures stand for their versions.
 LIBRARIES = ("markdown", "nh3", "yaml", "PIL", "jinja2", "markupsafe", "babel", "css_inline", "feedgen", "lxml")
 
@@ -68,8 +70,10 @@ class Survey:
         from publisher.content import SourceFile  # not at the top: the early stop never parses an entry
 
         files, signatures = [], {}
+        root = self.root if self.root.endswith("/") else self.root + "/"  # as os.path.join(root, *parts) would
         for parts, link, signature in self.listed:
-            file = SourceFile("/".join(parts), os.path.join(self.root, *parts), link)
+            name = "/".join(parts)
+            file = SourceFile(name, root + name, link)
             files.append(file)
             if signature is not None:
                 signatures[file.path] = signature
@@ -108,47 +112,64 @@ def _walk(digest, folder: Path, collect: list | None = None) -> float:
 
     With `collect`, also list the files content.source_files would (hidden and `_` names
     left out, links listed but not followed), each regular one with its stat_signature.
+    Each folder's lines are hashed at once: 20,000 files' worth of calls is a tenth of a second.
     """
     newest = 0.0
     pending: list[tuple[str, tuple[str, ...] | None]] = [(os.fspath(folder), ())]  # path, parts if listed
     while pending:
         path, parts = pending.pop()
         with os.scandir(path) as listing:
-            items = sorted(listing, key=lambda item: item.name)
+            items = sorted(listing, key=_NAME)
+        lines = []
         for item in items:
-            if item.name == "__pycache__":
+            name = item.name
+            if name == "__pycache__":
                 continue  # Python's own byte code, rewritten by the first run after a change
-            here = None if parts is None or item.name.startswith((".", "_")) else (*parts, item.name)
+            here = None if parts is None or name.startswith((".", "_")) else (*parts, name)
             if item.is_dir(follow_symlinks=False):
-                digest.update(b"\0dir " + os.fsencode(item.path))
+                lines.append(f"\0dir {item.path}")
                 pending.append((item.path, here))
             elif item.is_symlink():
-                newest = max(newest, _add(digest, item.path, Path(item.path)))
+                line, latest = _line(item.path, Path(item.path))
+                lines.append(line)
+                newest = max(newest, latest)
                 if collect is not None and here:
                     collect.append((here, True, None))
             else:
                 info = item.stat(follow_symlinks=False)
-                digest.update(b"\0%s %d %d %d %d %d" % (os.fsencode(item.path), info.st_size, info.st_mtime_ns,
-                                                         info.st_ctime_ns, info.st_ino, info.st_mode))
-                newest = max(newest, info.st_mtime, info.st_ctime)
+                signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}"
+                lines.append(f"\0{item.path} {signature} {info.st_mode}")
+                if info.st_mtime > newest:
+                    newest = info.st_mtime
+                if info.st_ctime > newest:
+                    newest = info.st_ctime
                 if collect is not None and here and item.is_file(follow_symlinks=False):
-                    collect.append((here, False, stat_signature(info)))
+                    collect.append((here, False, signature.encode()))  # = stat_signature(info)
+        digest.update("".join(lines).encode("utf-8", "surrogateescape"))
     return newest
 
 
 def _add(digest, name: str, path: Path) -> float:
     """Hash a file's name and signature (and its target's, for a link); return its newest time."""
+    line, newest = _line(name, path)
+    digest.update(line.encode("utf-8", "surrogateescape"))
+    return newest
+
+
+def _line(name: str, path: Path) -> tuple[str, float]:
+    """Return the line a file's name and signature (and its target's, for a link) hash as, and its newest time."""
     newest = 0.0
+    parts = []
     for follow in (False, True):
         try:
             info = os.stat(path, follow_symlinks=follow)
         except OSError:
-            digest.update(f"\0{name} missing {follow}".encode("utf-8", "surrogateescape"))
+            parts.append(f"\0{name} missing {follow}")
             continue
-        digest.update(f"\0{name} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} "
-                      f"{info.st_dev} {info.st_mode}".encode("utf-8", "surrogateescape"))
+        parts.append(f"\0{name} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} "
+                     f"{info.st_dev} {info.st_mode}")
         newest = max(newest, info.st_mtime, info.st_ctime)
-    return newest
+    return "".join(parts), newest
 
 
 def _library_files() -> list[Path]:

@@ -146,9 +146,9 @@ WARM_BUILD = """
     from publisher.cli import main
     output.ASIDE_LIMIT = int(sys.argv[1])
     started = parallel.aside
-    def aside(function):  # say what the aside child did: nothing, its units, or gave them back
+    def aside(function):  # say what the archive's aside child did: its units, or gave them back
         helper = started(function)
-        if helper is not None:
+        if helper is not None and function.func.__name__ == "_sort_out_and_stage":
             result = helper.result
             def told():
                 done = result()
@@ -201,3 +201,17 @@ def test_a_template_error_met_aside_is_reported_as_path_and_line(site):
     assert "aside: handed back" in result.stderr
     assert "templates/entry.html:3: template error:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_build_command_walks_content_aside_while_it_loads_and_stops_early_as_before(site, tmp_path):
+    """The CLI takes stamp.survey in a child while it imports the rendering stack."""
+    entries_with_tags(site, 5)
+    script = WARM_BUILD.replace('function.func.__name__ == "_sort_out_and_stage"', 'True').replace(
+        'f"{len(done)} units"', 'type(done).__name__')
+    first = run(script, "256", "build", "--now", NOW.isoformat(), cwd=site.root)
+    assert first.returncode == 0 and "aside: Survey" in first.stderr, first.stderr
+    time.sleep(2.1)  # past the racy window: the next build may trust the signature
+    run(script, "256", "build", "--now", NOW.isoformat(), cwd=site.root)
+    again = run(script, "256", "build", "--now", NOW.isoformat(), cwd=site.root)
+    assert again.returncode == 0 and "aside: Survey" in again.stderr and "aside: list" not in again.stderr
+    assert site.tree() == fresh_copy(site, tmp_path, "cold").tree()
