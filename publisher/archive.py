@@ -55,7 +55,7 @@ def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
     """Yield every archive page, the sitemap and the static files as units, each keyed on what it shows."""
     config = site.config
     for entry in site.entries:  # its page's path follows from the entry, so the key need not name it
-        yield keys.unit(partial(_entry_page, site, templates, entry), "entry", entry, site.translations(entry))
+        yield keys.entry_unit(partial(_entry_page, site, templates, entry), entry, site.translations(entry))
     issues = issue_links(site)
     for lang in config.languages:
         yield from listing_pages(site, templates, keys, lang, issues[lang])
@@ -79,8 +79,10 @@ def sitemap_inputs(site: Site) -> bytes:
 
     marshal's format 2 (no back-references, so the same values give the same bytes) writes the
     10,000 tuples of a large archive at C speed, where Keys would add their 60,000 values one by one.
+    Dates stand as their POSIX timestamps: the sitemap shows them in the site's zone, so only
+    the moment counts (and in this century a float tells apart moments a microsecond apart).
     """
-    return marshal.dumps(tuple((e.lang, e.slug, e.date.isoformat(), e.modified.isoformat(), e.key, e.tags)
+    return marshal.dumps(tuple((e.lang, e.slug, e.date.timestamp(), e.modified.timestamp(), e.key, e.tags)
                                for e in site.entries), 2)
 
 

@@ -175,7 +175,7 @@ def content_units(config: Config, keys: Keys, digests: FileDigests | None,
         raise EditorError(problems)
     for file in files:
         digest = digests.of_path(file.path) if digests else b""
-        yield keys.unit(partial(_published, file.path, file.name, config.content_dir), "file", file.name, digest)
+        yield keys.file_unit(partial(_published, file.path, file.name, config.content_dir), file.name, digest)
 
 
 def _published(path: str, name: str, content_dir: str) -> list[tuple[str, bytes]]:

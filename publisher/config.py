@@ -7,6 +7,7 @@ import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -147,7 +148,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
 
-    @property
+    @cached_property  # asked for tens of thousands of times a build (every date shown, every issue's week)
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

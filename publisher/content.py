@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, NamedTuple, Protocol
+from typing import Any, Iterable, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import yaml
@@ -124,8 +124,11 @@ class Entry:
     @property
     def modified(self) -> datetime:
         """Return when the entry last changed in a way readers must see."""
-        moves = [self.date, self.updated, self.retracted.date if self.retracted else None]
-        return max(d for d in moves if d is not None)
+        latest = self.date  # the first of equal moments wins, as max() would pick it
+        for moment in (self.updated, self.retracted.date if self.retracted else None):
+            if moment is not None and moment > latest:
+                latest = moment
+        return latest
 
     @property
     def translation_key(self) -> str:
@@ -594,23 +597,22 @@ def find_collisions(entries: list[Entry], config: Config) -> list[Problem]:
     """Report entries that claim the same id, the same page, or one language twice for a key."""
     from publisher.urls import entry_page
 
-    problems = []
-    for label, key in (("id", lambda e: e.id), ("page", lambda e: entry_page(e, config))):
-        problems += _claimed_twice(entries, key, label)
-    translations = [e for e in entries if e.key]
-    problems += _claimed_twice(translations, lambda e: (e.key, e.lang), "key and lang")
-    return problems
+    claims: dict[str, dict[Any, Entry]] = {"id": {}, "page": {}, "key and lang": {}}
+    found: dict[str, list[Problem]] = {label: [] for label in claims}
+    for entry in sorted(entries, key=_by_path):  # one pass for all three: 10,000 entries are read once
+        wanted = [("id", entry.id), ("page", entry_page(entry, config))]
+        if entry.key:
+            wanted.append(("key and lang", (entry.key, entry.lang)))
+        for label, value in wanted:
+            first = claims[label].setdefault(value, entry)
+            if first is not entry:
+                line = entry.line_of("id") if label == "id" else 1
+                found[label].append(Problem(entry.path, line, f"{label} {_show(value)} is already claimed by {first.path}"))
+    return [problem for problems in found.values() for problem in problems]
 
 
-def _claimed_twice(entries: list[Entry], key: Callable[[Entry], Any], label: str) -> list[Problem]:
-    seen: dict[Any, Entry] = {}
-    problems = []
-    for entry in sorted(entries, key=lambda e: e.path):
-        first = seen.setdefault(key(entry), entry)
-        if first is not entry:
-            line = entry.line_of("id") if label == "id" else 1
-            problems.append(Problem(entry.path, line, f"{label} {_show(key(entry))} is already claimed by {first.path}"))
-    return problems
+def _by_path(entry: Entry) -> str:
+    return entry.path
 
 
 def _show(value: Any) -> str:

@@ -27,9 +27,12 @@ class Site:
     @classmethod
     def at(cls, config: Config, entries: tuple[Entry, ...], now: datetime, warnings: tuple[Problem, ...] = ()) -> "Site":
         """Split entries into those published at `now` and the rest."""
-        shown = tuple(sorted((e for e in entries if e.is_published(now)), key=_newest_first))
-        hidden = tuple(e for e in entries if not e.is_published(now))
-        return cls(config, now, shown, hidden, warnings)
+        shown: list[Entry] = []
+        hidden: list[Entry] = []
+        for entry in entries:  # one pass: a large site has 10,000 of them
+            (shown if entry.is_published(now) else hidden).append(entry)
+        shown.sort(key=_newest_first)
+        return cls(config, now, tuple(shown), tuple(hidden), warnings)
 
     def in_language(self, lang: str) -> tuple[Entry, ...]:
         return self._by_language.get(lang, ())

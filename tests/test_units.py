@@ -64,3 +64,16 @@ def test_a_value_of_no_known_kind_is_refused():
 
     with pytest.raises(TypeError):
         keys_at(NOW).key("page", {1, 2})
+
+
+def test_entry_pages_and_content_files_key_as_the_general_rule_would():
+    """Keys.entry_unit and Keys.file_unit write their bytes out for speed; they must be unit()'s bytes."""
+    from publisher.units import NoKeys
+
+    keys = keys_at(NOW)
+    first, second, third = entry(b"1" * 20), entry(b"2" * 20, expires=NOW), entry(b"3" * 20)
+    for translations in ((), (second,), (second, third)):
+        assert keys.entry_unit(None, first, translations).key == keys.key("entry", first, translations)
+    for name, digest in (("images/a.png", b"d" * 16), ("bilder/ü ö.jpg", b"missing"), ("x\udcff.pdf", b"")):
+        assert keys.file_unit(None, name, digest).key == keys.key("file", name, digest)
+    assert NoKeys().entry_unit(None, first, ()).key == NoKeys().file_unit(None, "a.png", b"d").key == b""
