@@ -59,8 +59,9 @@ class Survey:
 
     signature: str | None  # None if an input was changed too recently to trust
     root: str  # the content folder
-    # Its files, sorted as source_files sorts them: parts, whether a link, a regular file's stat_signature.
-    listed: list[tuple[tuple[str, ...], bool, bytes | None]]
+    # Its files, sorted as source_files sorts them: parts, whether a link, a regular file's stat_signature
+    # (None: withheld by a walk that found the build would stop early).
+    listed: list[tuple[tuple[str, ...], bool, bytes | None]] | None
 
     def take_content(self) -> tuple[list[SourceFile], dict[str, bytes]]:
         """Return content/'s files as content.source_files lists them, and each regular one's stat_signature by path.
@@ -69,6 +70,8 @@ class Survey:
         """
         from publisher.content import SourceFile  # not at the top: the early stop never parses an entry
 
+        if self.listed is None:
+            raise ValueError("this survey's listing was withheld: take a new one")
         files, signatures = [], {}
         root = self.root if self.root.endswith("/") else self.root + "/"  # as os.path.join(root, *parts) would
         for parts, link, signature in self.listed:
