@@ -72,12 +72,13 @@ class Aside:
         self.pid, self.reader = pid, reader
 
     def ready(self) -> bool:
-        """Tell, without waiting, whether the child has finished (its result, or its end, can be read)."""
+        """Tell, without waiting, whether the child is done: what it sends (or its end) can be read."""
         return bool(select.select([self.reader], [], [], 0)[0])
 
     def result(self) -> object | None:
+        reader, self.reader = self.reader, -1  # closed below, whatever happens
         try:
-            with os.fdopen(self.reader, "rb") as pipe:
+            with os.fdopen(reader, "rb") as pipe:
                 data = pipe.read()  # to the end before waiting: a full pipe would block the child
         except BaseException:
             self.stop()
@@ -88,8 +89,15 @@ class Aside:
 
     def stop(self) -> None:
         """End and reap the child if it has not been collected (after an error in this process)."""
+        if self.reader >= 0:
+            os.close(self.reader)
+            self.reader = -1
         if self.pid:
-            _stop([(self.pid, self.reader)])
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
             self.pid = 0
 
 

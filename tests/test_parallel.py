@@ -215,3 +215,20 @@ def test_the_build_command_walks_content_aside_while_it_loads_and_stops_early_as
     again = run(script, "256", "build", "--now", NOW.isoformat(), cwd=site.root)
     assert again.returncode == 0 and "aside: Survey" in again.stderr and "aside: list" not in again.stderr
     assert site.tree() == fresh_copy(site, tmp_path, "cold").tree()
+
+
+def test_an_aside_child_is_collected_once_and_stopped_cleanly():
+    result = run("""
+        import os, time
+        from publisher import parallel
+        done = parallel.aside(lambda: os.getpid())
+        assert done.result() not in (None, os.getpid())
+        done.stop()  # after result(): nothing left to end, no descriptor closed twice
+        slow = parallel.aside(lambda: time.sleep(60))
+        slow.stop()  # ended at once, and reaped
+        slow.stop()
+        failing = parallel.aside(lambda: 1 / 0)
+        assert failing.result() is None  # the caller does the work itself, and meets the error there
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
