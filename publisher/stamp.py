@@ -70,8 +70,8 @@ class Survey:
         """
         from publisher.content import SourceFile  # not at the top: the early stop never parses an entry
 
-        if self.listed is None:
-            raise ValueError("this survey's listing was withheld: take a new one")
+        if self.listed is None:  # a second call would otherwise see an empty content/, and unpublish it all
+            raise ValueError("this survey's listing was withheld or already taken: take a new one")
         files, signatures = [], {}
         root = self.root if self.root.endswith("/") else self.root + "/"  # as os.path.join(root, *parts) would
         for parts, link, signature in self.listed:
@@ -80,7 +80,7 @@ class Survey:
             files.append(file)
             if signature is not None:
                 signatures[file.path] = signature
-        self.listed = []
+        self.listed = None
         return files, signatures
 
 
