@@ -92,7 +92,11 @@ def week_start(week: str, config: Config) -> datetime:
 
 def publication_time(week: str, config: Config) -> datetime:
     """Return when a week's issue goes out: the first configured weekday and time after the week."""
-    next_monday = week_start(week, config).date() + timedelta(days=7)
+    return _publication_time(week_start(week, config), config)
+
+
+def _publication_time(starts: datetime, config: Config) -> datetime:
+    next_monday = starts.date() + timedelta(days=7)
     day = next_monday + timedelta(days=WEEKDAYS.index(config.newsletter.weekday.lower()))
     hour, minute = (int(part) for part in config.newsletter.time.split(":"))
     return datetime.combine(day, time(hour, minute), tzinfo=config.tz)
@@ -159,16 +163,20 @@ def _issues_in(site: Site, lang: str, records: list[SentIssue]) -> list[Issue]:
         weeks.setdefault(week, [])
     ordered = []
     for week in sorted(weeks, key=_week_order):
-        publishes = publication_time(week, config)
-        ordered.append((week, publishes, tuple(sorted(weeks[week], key=lambda e: _email_order(e, publishes)))))
-    unsent = () if records else tuple(e.id for _, _, entries in ordered for e in entries)
+        starts = week_start(week, config)
+        publishes = _publication_time(starts, config)
+        # The week's entries came newest first (site order: date, then path), so a stable sort on
+        # the group alone gives _email_order's order without 10,000 timestamps.
+        entries = tuple(sorted(weeks[week], key=lambda e: _email_group(e, publishes)))
+        ordered.append((week, starts, publishes, entries))
+    unsent = () if records else tuple(e.id for _, _, _, entries in ordered for e in entries)
     issues: list[Issue] = []
     number = earlier = 0
-    for week, publishes, entries in ordered:
+    for week, starts, publishes, entries in ordered:
         record = sent.get(week)
         number = record.number if record else number + 1
         issues.append(Issue(
-            lang=lang, number=number, week=week, starts=week_start(week, config), entries=entries,
+            lang=lang, number=number, week=week, starts=starts, entries=entries,
             sent=record is not None, publishes=publishes, unsent=unsent, earlier=earlier if unsent else 0,
         ))
         earlier += len(entries)
@@ -187,8 +195,11 @@ def _week_for(entry: Entry, frozen: dict[str, str], after_last: str | None, conf
 
 def _email_order(entry: Entry, moment: datetime) -> tuple:
     """Sort open alerts, then campaigns with open actions, then the rest; newest first within."""
-    group = ORDER.index(entry.type) if entry.type in ORDER and entry.action_open(moment) else len(ORDER)
-    return (group, -entry.date.timestamp(), entry.path)
+    return (_email_group(entry, moment), -entry.date.timestamp(), entry.path)
+
+
+def _email_group(entry: Entry, moment: datetime) -> int:
+    return ORDER.index(entry.type) if entry.type in ORDER and entry.action_open(moment) else len(ORDER)
 
 
 def _week_order(week: str) -> tuple[int, int]:

@@ -12,13 +12,10 @@ import dataclasses
 import gc
 import hashlib
 import logging
-import multiprocessing
 import os
 import sqlite3
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
@@ -146,6 +143,12 @@ def process_all(files: list[tuple[str, bytes]], config: Config, redactions: Reda
 
 
 def _pooled(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> Iterator[Result]:
+    # Imported here: a warm build renders its few changed entries in this process, and loading
+    # the pool's modules would cost it 5 ms.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     # forkserver, not fork: the scheduler calls this from a process that runs threads.
     context = multiprocessing.get_context("forkserver")

@@ -79,6 +79,22 @@ def test_email_order_is_open_alerts_then_open_campaigns_then_the_rest(site):
     assert ids(issue) == ["alert", "campaign", "update", "old-campaign"]
 
 
+def test_each_issue_is_in_email_order_even_with_equal_dates_and_late_entries(site):
+    """Issues sort only by group and rely on the site's newest-first order within: it must equal _email_order."""
+    from publisher.issues import _email_order
+
+    for number in range(12):  # equal dates, a path apart; and kinds, open and closed, mixed
+        kind = {"type": "campaign", "action": ACTION} if number % 3 == 0 else {}
+        if number % 4 == 1:  # alerts: some still open when the issue goes out, some closed by then
+            closes = "2026-11-20T00:00:00+04:00" if number % 8 == 5 else "2026-12-20T00:00:00+04:00"
+            kind = {"type": "alert", "action": ACTION, "expires": closes}
+        site.entry(f"e{number:02d}.md", title=f"E{number}", date=f"2026-11-1{6 + number % 3}T10:00:00+04:00", **kind)
+    site.entry("late.md", title="Late", date="2026-10-01T10:00:00+04:00")
+    for issue in issues_of(load(site, datetime(2026, 11, 30, tzinfo=timezone.utc))):
+        assert issue.entries == tuple(sorted(issue.entries, key=lambda e: _email_order(e, issue.publishes)))
+    assert len(issue.entries) == 12
+
+
 def test_a_sent_issue_never_changes_and_late_entries_go_to_the_next_issue(site):
     site.entry("first.md", title="First", date="2026-11-10T10:00:00+04:00")
     sent_at = datetime(2026, 11, 16, 9, 0, 5, tzinfo=BAKU)
