@@ -117,22 +117,24 @@ class Plan:
         helper = parallel.aside(partial(self._sort_out_and_stage, aside)) if aside and self.previous else None
         try:
             order, fresh = self._sort_out(units)
-            staged = parallel.map_forked(self._stage, fresh)
+            self._claim(order, parallel.map_forked(self._stage, fresh))  # while the child may still work
             if aside:
                 done = helper.result() if helper else None
                 if done is None:
-                    more, fresh = self._sort_out(aside())
-                    order += more
-                    staged += parallel.map_forked(self._stage, fresh)
+                    order, fresh = self._sort_out(aside())
+                    self._claim(order, parallel.map_forked(self._stage, fresh))
                 else:
-                    order += [(key, None if files is not None else self.previous[key]) for key, files in done]
-                    staged += [files for _, files in done if files is not None]
+                    self._claim([(key, None if files is not None else self.previous[key]) for key, files in done],
+                                [files for _, files in done if files is not None])
         finally:
             if helper:
                 helper.stop()
-        staged = iter(staged)
-        for key, kept in order:  # claimed in the units' order, so the same duplicate is reported every time
-            paths = self._keep(kept) if kept is not None else self._claim_staged(next(staged))
+
+    def _claim(self, order: list[tuple[bytes, tuple[str, ...] | None]], staged: list) -> None:
+        """Claim units' paths in the units' order, so the same duplicate is reported every time."""
+        files = iter(staged)
+        for key, kept in order:
+            paths = self._keep(kept) if kept is not None else self._claim_staged(next(files))
             if key:
                 self.units[key] = paths
 
