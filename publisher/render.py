@@ -9,7 +9,6 @@ is spread over a process pool. Templating and feeds stay in the main process.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import logging
 import os
@@ -64,8 +63,6 @@ def load_rendered(config: Config, store: bool = True, found: list[SourceFile] | 
         fresh = process_all(read_sources({rel: paths[rel] for rel in missing}), config, redactions)
         for rel, result in zip(missing, fresh):
             results[rel] = cache.put(keys[rel], result)
-        if missing:
-            gc.collect()  # rendering's cyclic garbage, before loading() freezes what is left
         cache.commit()
         cache.retain(keys.values())
         digests.save()
