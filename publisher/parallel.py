@@ -93,11 +93,7 @@ class Aside:
             os.close(self.reader)
             self.reader = -1
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            _end(self.pid)
             self.pid = 0
 
 
@@ -165,8 +161,13 @@ def _stop(children: Iterable[tuple[int, int]]) -> None:
     """End and reap the children not yet collected (after an error or an interrupt in the parent)."""
     for pid, reader in children:
         os.close(reader)
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        _end(pid)
+
+
+def _end(pid: int) -> None:
+    """Kill a child and reap it (it may have ended already)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
