@@ -80,8 +80,11 @@ def test_email_order_is_open_alerts_then_open_campaigns_then_the_rest(site):
 
 
 def test_each_issue_is_in_email_order_even_with_equal_dates_and_late_entries(site):
-    """Issues sort only by group and rely on the site's newest-first order within: it must equal _email_order."""
-    from publisher.issues import _email_order
+    """Issues sort only by group and rely on the site's newest-first order within: it must equal the full order."""
+    from publisher.issues import _email_group
+
+    def _email_order(entry, moment):  # group, then newest first, then path
+        return (_email_group(entry, moment), -entry.date.timestamp(), entry.path)
 
     for number in range(12):  # equal dates, a path apart; and kinds, open and closed, mixed
         kind = {"type": "campaign", "action": ACTION} if number % 3 == 0 else {}
