@@ -189,7 +189,8 @@ def refused_content_files(config: Config) -> list[Problem]:
 
 
 def _refusals(files: list[SourceFile], config: Config) -> list[Problem]:
-    return [p for p in (refusal(file, config) for file in files) if p]
+    content = config.path("content")  # made once: 10,000 files are asked about
+    return [p for p in (refusal(file, config, content) for file in files) if p]
 
 
 def _other_files(config: Config, found: list[SourceFile] | None = None) -> list[SourceFile]:
@@ -202,10 +203,10 @@ def overwrite_problem(config: Config, rel: str) -> Problem:
     return Problem(f"{config.content_dir}/{rel}", 1, "this file would overwrite a generated page; rename or move it")
 
 
-def refusal(file: SourceFile, config: Config) -> Problem | None:
-    """Say why a file under content/ may not be published, or return None."""
+def refusal(file: SourceFile, config: Config, content: Path) -> Problem | None:
+    """Say why a file under `content` (config's content/) may not be published, or return None."""
     shown = f"{config.content_dir}/{file.name}"
-    if file.link and file.leads_out(config.path("content")):  # only a link can; asked first, as Paths cost
+    if file.leads_out(content):
         return Problem(shown, 1, "this is a link to a file outside content/; copy the file in if it is meant to be published")
     suffix = file.suffix
     if suffix.lower() not in PUBLISHED_SUFFIXES:
