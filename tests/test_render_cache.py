@@ -162,6 +162,31 @@ def test_a_damaged_cache_is_replaced_and_the_output_is_the_same(cached_site, tmp
     assert cached_site.tree() == before
 
 
+def test_a_cache_in_the_previous_layout_is_started_again(cached_site, tmp_path):
+    """Before CACHE_FORMAT 2 the texts were a WITHOUT ROWID table and the file had no user_version.
+
+    Its rows carry the keys of today's entries, with stale texts: a build or a check that read
+    them would show STALE.
+    """
+    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
+    with db:
+        db.execute("CREATE TABLE older (key BLOB PRIMARY KEY, markdown TEXT NOT NULL, html TEXT NOT NULL) WITHOUT ROWID")
+        db.execute("INSERT INTO older SELECT key, markdown, '<p>STALE</p>' FROM texts")
+        db.execute("DROP TABLE texts")
+        db.execute("ALTER TABLE older RENAME TO texts")
+        db.execute("PRAGMA user_version = 0")
+    db.close()
+    assert [p for p in cached_site.check() if not p.warning] == []
+    shutil.rmtree(cached_site.output)
+    cached_site.build()
+    assert not stale(cached_site)
+    assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
+    db = sqlite3.connect(cached_site.root / "state/cache/entries.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == render.CACHE_FORMAT
+    assert "WITHOUT ROWID" not in db.execute("SELECT sql FROM sqlite_master WHERE name = 'texts'").fetchone()[0]
+    db.close()
+
+
 def test_markdown_that_breaks_the_renderer_is_an_editor_error(site):
     """Python-Markdown's footnotes raise RuntimeError on this; the editor gets path:line, not a traceback."""
     site.entry("2023/broken.md", body="[^]:[^n]:\n[^x]:")
