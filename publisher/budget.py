@@ -10,9 +10,11 @@ element by itself and the elements around it, never by its siblings; and entry b
 balanced, sanitised HTML that cannot spill into the next block. So one rendering with every
 entry in one mode gives each entry's block in that mode, and the HTML of a mix is the page
 around the blocks with the mix's blocks put in. `fit` predicts each step's size that way,
-renders the step it chooses for real and compares it byte for byte with the prediction;
-HTML it cannot cut into one block per entry, or any difference, falls back to rendering
-every step, as `fit_slowly` does. tests/test_budget.py checks the prediction of every step.
+and makes the email of the step it chooses from the same blocks, with `assemble`; its HTML
+must be the prediction byte for byte. Without `assemble`, or when it cannot, the chosen step
+is rendered for real and compared. HTML it cannot cut into one block per entry, or any
+difference, falls back to rendering every step, as `fit_slowly` does. tests/test_budget.py
+checks the prediction of every step, and that fit chooses what fit_slowly chooses.
 """
 
 from __future__ import annotations
@@ -77,10 +79,15 @@ def cut(html: str, count: int) -> Cut | None:
     return Cut(html[:starts[0]], tuple(html[a:b] for a, b in zip(bounds, bounds[1:])), html[end:])
 
 
+# (email of the step before a stage, email of its last step, ids shown in the stage's mode,
+# the chosen mix) -> that mix's email, or None if it cannot be put together.
+Assemble = Callable[[object, object, set, dict], object]
+
+
 def fit(page_order: Sequence[str], order: Sequence[str], modes: Sequence[str], render: Callable,
-        budget: int) -> tuple[dict[str, str], object, str]:
-    """Return what fit_slowly(mixes(order, modes), render, budget) returns, rendering once per mode
-    and once more for the mix chosen, not once per step.
+        budget: int, assemble: Assemble | None = None) -> tuple[dict[str, str], object, str]:
+    """Return what fit_slowly(mixes(order, modes), render, budget) returns, rendering once per mode,
+    not once per step (and once more for the mix chosen, unless `assemble` makes its email).
 
     `page_order` is the entry ids in the order their blocks appear in the email.
     """
@@ -94,15 +101,21 @@ def fit(page_order: Sequence[str], order: Sequence[str], modes: Sequence[str], r
         return fit_slowly(tried[1:], render, budget)
     for stage in range(1, len(modes)):
         first = (stage - 1) * count + 1  # this stage's first step; its last shows every entry in modes[stage]
+        previous = email
         email, html = _rendered(render, tried[stage * count])
         after = cut(html, count)
         if after is None or (before.head, before.tail) != (after.head, after.tail):
             return fit_slowly(tried[first:], render, budget)
         chosen = _first_fitting(before, after, page_order, order[:count - 1], budget)
         if chosen is not None:
-            email, html = _rendered(render, tried[first + chosen])
-            if html == _predicted(before, after, page_order, set(order[:chosen + 1])):
-                return tried[first + chosen], email, html
+            mix, shortened = tried[first + chosen], set(order[:chosen + 1])
+            expected = predicted(before, after, page_order, shortened)
+            made = assemble(previous, email, shortened, mix) if assemble else None
+            if made is not None and made.html() == expected:
+                return mix, made, expected
+            email, html = _rendered(render, mix)
+            if html == expected:
+                return mix, email, html
             return fit_slowly(tried[1:], render, budget)  # not as predicted: trust no prediction, take every step
         if fits(html, budget):
             return tried[stage * count], email, html
@@ -128,7 +141,7 @@ def _first_fitting(before: Cut, after: Cut, page_order: Sequence[str], shortened
     return None
 
 
-def _predicted(before: Cut, after: Cut, page_order: Sequence[str], shortened: set[str]) -> str:
+def predicted(before: Cut, after: Cut, page_order: Sequence[str], shortened: set[str]) -> str:
     """Return the HTML of the mix with `shortened` in the new mode, put together from the blocks."""
     blocks = (a if entry_id in shortened else b for entry_id, a, b in zip(page_order, after.blocks, before.blocks))
     return before.head + "".join(blocks) + before.tail

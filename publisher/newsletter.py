@@ -138,11 +138,12 @@ def issue_message(site: Site, templates: Templates, issue: Issue) -> Message:
     context = dict(kind="issue", issue=issue, sections=_sections(issue, moment), period=period, title=subject,
                    preheader=issue.entries[0].summary if issue.entries else "")
     bodies = Bodies()
-    render = lambda modes: _email(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context,
-                                  modes, bodies)
-    sections = context["sections"]
-    page = tuple(e for section in sections for e in section.entries) if _fillable(templates) else None
-    modes, email, html = _fit(issue.entries, render, config.newsletter.max_html_kb * 1024, bodies, page)
+    pages = lambda modes: _pages(site, templates, "email/issue.html", lang, folder, issue.entries, moment, context,
+                                 modes, bodies)
+    fillable = _fillable(templates)
+    page = tuple(e for section in context["sections"] for e in section.entries) if fillable else None
+    emails = Emails(pages, _everyday(site, lang, context), fillable)
+    modes, email, html = _fit(issue.entries, emails, config.newsletter.max_html_kb * 1024, bodies, page)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.list_id or f"weekly.{config.host}",
                          "issue", lang, issue.week)
     return _message(site, templates, envelope, Rendering("issue", issue.week, lang, folder, issue.entries, moment,
@@ -175,11 +176,12 @@ def alert_message(site: Site, templates: Templates, entry: Entry) -> Message:
     subject = _render_subject(templates, lang, kind="alert", entry=entry, alert_prefix=prefix)
     context = dict(kind="alert", entry=entry, alert_word=word, title=subject, preheader=entry.summary)
     bodies = Bodies()
-    render = lambda modes: _email(site, templates, "email/alert.html", lang, folder, (entry,), moment, context,
-                                  modes, bodies)
+    pages = lambda modes: _pages(site, templates, "email/alert.html", lang, folder, (entry,), moment, context,
+                                 modes, bodies)
     envelope = _envelope(config, lang, subject, moment, config.newsletter.alerts_list_id or f"alerts.{config.host}",
                          "alert", lang, entry.slug, entry.id)
-    modes, email, html = _fit((entry,), render, config.newsletter.max_html_kb * 1024, bodies)
+    emails = Emails(pages, _everyday(site, lang, context), _fillable(templates))
+    modes, email, html = _fit((entry,), emails, config.newsletter.max_html_kb * 1024, bodies)
     return _message(site, templates, envelope, Rendering("alert", entry.slug, lang, folder, (entry,), moment,
                                                          context, modes, html, email, bodies))
 
@@ -356,12 +358,40 @@ def _render(site: Site, templates: Templates, name: str, lang: str, view: View, 
     return templates.render(name, lang, **(values | context))
 
 
-def _email(site, templates, name, lang, folder, entries, moment, context, modes, bodies) -> Email:
+def _pages(site, templates, name, lang, folder, entries, moment, context, modes, bodies) -> Callable[[dict], str]:
+    """Return a function rendering the email HTML of one mix of modes for the values of a copy (see Email)."""
     view = _view(site, lang, folder, moment, entries, modes, bodies, web=False)
-    render = lambda copy: _inline(_render(site, templates, name, lang, view, dict(context, **copy)))
-    everyday = dict(discreet=False, sender=site.config.text(site.config.title, lang), title=context["title"],
-                    preheader=context["preheader"])
-    return Email(render, everyday, render(_SLOTS) if _fillable(templates) else None)
+    return lambda copy: _inline(_render(site, templates, name, lang, view, dict(context, **copy)))
+
+
+@dataclass(frozen=True)
+class Emails:
+    """Makes a message's Email for any mix of modes."""
+
+    pages: Callable[[dict], Callable[[dict], str]]  # modes -> (values of a copy -> HTML), as _pages returns
+    everyday: dict  # discreet, sender, title, preheader of the everyday copy
+    fillable: bool  # whether the copies can be filled in to one rendering (see _fillable)
+
+    def __call__(self, modes: dict[str, str]) -> Email:
+        """Render the email of a mix once, with the slots in place when the copies can be filled in."""
+        render = self.pages(modes)
+        return Email(render, self.everyday, render(_SLOTS) if self.fillable else None)
+
+    def assembled(self, page_ids: list[str], before: Email, after: Email, shortened: set[str],
+                  modes: dict[str, str]) -> Email | None:
+        """Return the Email of a mix put together from the blocks of two renderings' stencils, as
+        budget.fit predicts its HTML (it checks the result against its prediction), or None."""
+        if before.stencil is None or after.stencil is None:
+            return None
+        old, new = budget.cut(before.stencil, len(page_ids)), budget.cut(after.stencil, len(page_ids))
+        if old is None or new is None or (old.head, old.tail) != (new.head, new.tail):
+            return None
+        return Email(self.pages(modes), self.everyday, budget.predicted(old, new, page_ids, shortened))
+
+
+def _everyday(site: Site, lang: str, context: dict) -> dict:
+    return dict(discreet=False, sender=site.config.text(site.config.title, lang), title=context["title"],
+                preheader=context["preheader"])
 
 
 def _web_html(site, templates, name, lang, folder, entries, context, bodies) -> str:
@@ -401,18 +431,20 @@ def _text(site, templates, name, lang, view: View, context: dict, bodies: dict) 
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
-def _fit(entries: tuple[Entry, ...], render, limit: int, bodies: Bodies,
+def _fit(entries: tuple[Entry, ...], emails: Emails, limit: int, bodies: Bodies,
          page: tuple[Entry, ...] | None = None) -> tuple[dict[str, str], Email, str]:
     """Return how much of each entry to show, the email and its everyday HTML, shrinking the longest entries
     first until it fits.
 
     With `page`, the entries in the order the built-in templates show them, the steps are predicted from one
-    rendering per mode (see budget.fit); otherwise each step is rendered.
+    rendering per mode, and the email of the step chosen put together from them (see budget.fit); otherwise
+    each step is rendered.
     """
     order = [e.id for e in sorted(entries, key=lambda e: (-len(bodies.source(e)), e.path))]
     if page is None:
-        return budget.fit_slowly(budget.mixes(order, MODES), render, limit)
-    return budget.fit([e.id for e in page], order, MODES, render, limit)
+        return budget.fit_slowly(budget.mixes(order, MODES), emails, limit)
+    page_ids = [e.id for e in page]
+    return budget.fit(page_ids, order, MODES, emails, limit, partial(emails.assembled, page_ids))
 
 
 # The copies of a message ---------------------------------------------------------
@@ -430,6 +462,7 @@ class Email:
     def __init__(self, render: Callable[[dict], str], everyday: dict, stencil: str | None):
         self._render = render  # (values of a copy) -> HTML, the slow way
         self._everyday = everyday  # discreet, sender, title, preheader of the everyday copy
+        self.stencil = stencil  # the HTML with the slots in place, if the copies can be filled in
         # The HTML cut where the slots were: text, slot name, text, slot name, ..., text.
         self._pieces = _SLOT.split(stencil) if stencil is not None else []
         if any(_SLOT_MARK in piece for piece in self._pieces[::2]):  # a mark we did not put there

@@ -69,7 +69,7 @@ def test_every_predicted_step_is_the_step_rendered(tmp_path, fits):
     site.write("publisher.toml", CONFIG + "max_html_kb = 30\n")
     populate(site)
     newsletter.preview_issue(site.root, WEEK, "en", NOW)
-    (page, order, modes, render, limit), = fits
+    (page, order, modes, render, limit, _), = fits
     assert len(order) == 12
     tried = budget.mixes(order, modes)
     htmls = [render(mix).html() for mix in tried]
@@ -79,7 +79,7 @@ def test_every_predicted_step_is_the_step_rendered(tmp_path, fits):
         after = budget.cut(htmls[stage * count], count)
         for i in range(count):
             step = (stage - 1) * count + 1 + i
-            assert budget._predicted(before, after, page, set(order[:i + 1])) == htmls[step], step
+            assert budget.predicted(before, after, page, set(order[:i + 1])) == htmls[step], step
 
 
 def test_fit_chooses_what_rendering_every_step_chooses(tmp_path, fits):
@@ -87,14 +87,19 @@ def test_fit_chooses_what_rendering_every_step_chooses(tmp_path, fits):
     site.write("publisher.toml", CONFIG)
     populate(site)
     newsletter.preview_issue(site.root, WEEK, "en", NOW)
-    (page, order, modes, render, _), = fits
+    (page, order, modes, render, _, assemble), = fits
     tried = budget.mixes(order, modes)
     sizes = [len(render(mix).html().encode()) for mix in tried]
     # At each step's own size and a byte under it the choice changes; and at budgets nothing or everything fits.
     for limit in sorted({size + delta for size in sizes for delta in (0, -1)} | {1, 10 ** 7}):
         slow = budget.fit_slowly(tried, render, limit)
-        fast = fit(page, order, modes, render, limit)
+        renders = []
+        fast = fit(page, order, modes, lambda mix: renders.append(mix) or render(mix), limit, assemble)
+        # One rendering per mode reached, none for the step chosen between them: its email is put together.
+        assert len(renders) == 1 + max(map(modes.index, fast[0].values()), default=0), limit
         assert (fast[0], fast[2]) == (slow[0], slow[2]), limit
+        assert fast[1].html({"discreet": True, "sender": "S", "title": "T", "preheader": "P"}) == \
+            slow[1].html({"discreet": True, "sender": "S", "title": "T", "preheader": "P"}), limit
 
 
 @pytest.mark.parametrize("kb", [20, 35, 60])
