@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 import typing
@@ -151,6 +152,11 @@ class Config:
     @cached_property  # asked for tens of thousands of times a build (every date shown, every issue's week)
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property  # each image an entry shows is checked to lie inside it
+    def content_root(self) -> str:
+        """content/ as an absolute path with every link in it resolved."""
+        return os.path.realpath(self.path("content"))
 
     @property
     def host(self) -> str:

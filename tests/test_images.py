@@ -86,6 +86,24 @@ def test_width_and_height_are_set_on_local_images(site):
     assert images["sized"].get("width") == "5" and images["sized"].get("height") is None  # the editor's choice stays
 
 
+def test_only_images_inside_content_are_sized(site, tmp_path):
+    """size_of reads no file outside content/, whether a link or '..' leads there."""
+    from publisher.config import load_config
+    from publisher.images import size_of
+
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(_png(two_colour(8, 4)))
+    site.write("content/images/inside.png", _png(two_colour(6, 3)))
+    (site.root / "content/images/link.png").symlink_to(outside)
+    (site.root / "content/images/folder.png").mkdir()
+    config = load_config(site.root)
+    assert size_of(config, "/images/inside.png") == (6, 3)
+    assert size_of(config, "/images/../images/inside.png") == (6, 3)
+    for src in ("/images/link.png", f"/../../{outside.name}", "/images/folder.png", "/images/none.png",
+                "/images/inside.png/x.png"):
+        assert size_of(config, src) is None, src
+
+
 def test_png_text_and_exif_chunks_are_dropped_pixels_kept():
     from PIL.PngImagePlugin import PngInfo
 
