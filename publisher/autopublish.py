@@ -19,8 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
-from publisher import timetable
-from publisher.build import build
+from publisher import build_process, timetable
 from publisher.config import Config, load_config
 from publisher.content import Entry
 from publisher.delivery import send
@@ -69,6 +68,7 @@ class Runner:
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.stopping = False
         self.crashed: str | None = None  # the last unexpected error, so its traceback is logged once
+        build_process.prepare()  # before loading, whose process pool would start the fork server importing less
 
     def close(self) -> None:
         self.ledger.close()
@@ -165,7 +165,7 @@ class Runner:
     def rebuild(self, outcome: Outcome, entries: tuple[Entry, ...], now: datetime, state: str) -> bool:
         """Build output/ as of `now`; on editor errors keep the old output and return False."""
         try:
-            result = build(self.root, now)
+            result = build_process.build_apart(self.root, now)  # in a process of its own, which may fork: see build_process
         except EditorError as error:
             self.report(error.problems, outcome)
             return False

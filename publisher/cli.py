@@ -288,7 +288,8 @@ def run_redact_add(args: argparse.Namespace) -> int:
 
 def run_schedule(args: argparse.Namespace) -> int:
     from publisher.locking import SchedulerBusy
-    from publisher.schedule import configure_logging, run_once, serve
+    from publisher.logs import configure_logging
+    from publisher.schedule import run_once, serve
 
     if args.now and not args.once:
         print("error: --now needs --once (a running scheduler follows the real clock)", file=sys.stderr)

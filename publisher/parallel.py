@@ -117,7 +117,7 @@ def _fork(function, items, share: int, count: int) -> tuple[int, int]:
         try:
             os.close(reader)
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Ctrl-C ends it; the parent reports the interrupt
-            _die_with(parent)
+            die_with(parent)
             done = [function(items[index]) for index in range(share, len(items), count)]
             with os.fdopen(writer, "wb") as pipe:
                 pickle.dump(done, pipe, protocol=pickle.HIGHEST_PROTOCOL)
@@ -128,7 +128,7 @@ def _fork(function, items, share: int, count: int) -> tuple[int, int]:
     return pid, reader
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """Ask Linux to end this child if the build is killed: it holds the build's lock (inherited) until it ends."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -145,14 +144,6 @@ class WakeUps:
         if wanted.keys() != self.planned:
             log.debug("planned %d wake-ups; next %s", len(wanted), next(iter(wanted), "none"))
         self.planned = set(wanted)
-
-
-def configure_logging(verbose: bool = False) -> None:
-    """Log to stderr with timestamps (systemd and containers collect it); quiet APScheduler's routine."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("publisher").setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # every raw event, even filtered out
 
 
 def start_paused(config: Config, root: Path) -> SiteScheduler:
