@@ -68,7 +68,6 @@ class Runner:
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.stopping = False
         self.crashed: str | None = None  # the last unexpected error, so its traceback is logged once
-        build_process.prepare()  # before loading, whose process pool would start the fork server importing less
 
     def close(self) -> None:
         self.ledger.close()
