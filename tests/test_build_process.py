@@ -149,19 +149,28 @@ def test_a_killed_build_process_is_an_error_and_leaves_the_output(site):
     assert site.tree() == before
 
 
-def test_the_build_ignores_sigterm_and_dies_with_its_caller(site, tmp_path):
+# Another process that calls build_apart, as the scheduler does, and prints the entries built.
+CALLER = textwrap.dedent("""
+    import sys
+    from datetime import datetime
+    from pathlib import Path
+    from publisher.build_process import build_apart
+    print(build_apart(Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])).entries)
+""")
+
+
+def start_caller(site: ScratchSite) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CALLER, str(site.root), NOW.isoformat()], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_the_build_ignores_sigterm_and_dies_with_its_caller(site):
     """systemd's SIGTERM reaches every process of the service: the scheduler lets its build finish.
     A scheduler that dies (SIGKILL, a second SIGTERM) takes its build with it."""
     populate(site, 150)
     build_apart(site.root, NOW)
     populate(site, 150, title="Changed")
-    caller = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
-        import sys
-        from datetime import datetime
-        from pathlib import Path
-        from publisher.build_process import build_apart
-        print(build_apart(Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])).entries)
-    """), str(site.root), NOW.isoformat()], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    caller = start_caller(site)
     try:
         os.kill(wait_for_build_of(caller.pid, ignoring_sigterm=True), signal.SIGTERM)
         assert caller.wait(timeout=120) == 0
@@ -172,11 +181,7 @@ def test_the_build_ignores_sigterm_and_dies_with_its_caller(site, tmp_path):
     assert "Changed" in next(site.output.glob("en/*/*/e0/index.html")).read_text()
 
     populate(site, 150, title="Again")
-    caller = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
-                               "from datetime import datetime\nfrom pathlib import Path\n"
-                               "from publisher.build_process import build_apart\n"
-                               "build_apart(Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2]))",
-                               str(site.root), NOW.isoformat()], cwd=REPO)
+    caller = start_caller(site)
     build = wait_for_build_of(caller.pid, ignoring_sigterm=True)  # past its start: it is building
     caller.kill()
     caller.wait()
@@ -184,3 +189,4 @@ def test_the_build_ignores_sigterm_and_dies_with_its_caller(site, tmp_path):
     while _state(build) not in (None, "Z") and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _state(build) in (None, "Z")  # gone (or dead, waiting to be reaped by init)
+    assert "Changed" in next(site.output.glob("en/*/*/e0/index.html")).read_text()  # the last tree, whole
