@@ -68,6 +68,9 @@ class Runner:
         self.reported: str | None = None  # the broken state already logged, so it is logged once
         self.stopping = False
         self.crashed: str | None = None  # the last unexpected error, so its traceback is logged once
+        # Before the first load, whose process pool would start the fork server without the
+        # rendering stack, and from this thread, which lives as long as the scheduler.
+        build_process.prepare()
 
     def close(self) -> None:
         self.ledger.close()

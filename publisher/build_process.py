@@ -7,12 +7,12 @@ publisher/parallel.py). A process of its own runs one thread, so it may; it also
 memory back when it ends.
 
 Build processes are forked by multiprocessing's fork server, a single-threaded process
-started once with the rendering stack imported (see `prepare`), so a build does not pay for
+started once with the rendering stack imported (see `prepare` and publisher/build_server.py), so a build does not pay for
 an interpreter and its imports (a quarter of a one-edit build at 10,000 entries). Each is
 named publisher-build, which ps and top show, and so are its forked copies. A build process ignores
 SIGINT and SIGTERM: the scheduler decides when its build stops (a first Ctrl-C or SIGTERM,
-which the terminal or systemd send to every process, lets the build finish); Linux kills it
-when the fork server ends, which it does when the scheduler dies (see parallel.die_with).
+which the terminal or systemd send to every process, lets the build finish); Linux kills the
+fork server when the scheduler dies, and the build when the server does (see parallel.die_with).
 It sends back its result or its editor problems; one that crashes has printed its traceback
 to stderr, where the scheduler logs.
 """
@@ -46,8 +46,10 @@ def prepare() -> None:
 
     The process pool that renders entries uses the same server, and it imports less: the
     first to start the server decides what every process forked from it has already imported.
+    Call it from a thread that lasts as long as the process: Linux ends the server when the
+    thread that started it ends (and a later call starts another).
     """
-    _SERVER.set_forkserver_preload(["publisher.build"])
+    _SERVER.set_forkserver_preload(["publisher.build_server"])
     multiprocessing.forkserver.ensure_running()
 
 

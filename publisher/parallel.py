@@ -129,7 +129,11 @@ def _fork(function, items, share: int, count: int) -> tuple[int, int]:
 
 
 def die_with(parent: int) -> None:
-    """Ask Linux to end this child if the build is killed: it holds the build's lock (inherited) until it ends."""
+    """Ask Linux to end this process when `parent` (the thread of it that started this one) ends.
+
+    A forked copy of a build holds the build's lock (inherited) until it ends; a build the
+    scheduler started must not go on once the scheduler is gone (see build_process).
+    """
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # no C library to ask: the child finishes its share and exits by itself

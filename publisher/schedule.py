@@ -26,7 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from publisher import build_process, timetable
+from publisher import timetable
 from publisher.autopublish import Clock, Outcome, Runner
 from publisher.config import CONFIG_NAME, Config, load_config
 from publisher.locking import site_lock
@@ -189,9 +189,6 @@ def serve(root: Path, clock: Clock, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     with site_lock(config.path("state")):
         handle_signals(stop)
-        # Before the first load, whose process pool would start the fork server importing less
-        # (build_apart starts it otherwise, for `--once` only when there is something to build).
-        build_process.prepare()
         scheduler = start_paused(config, root.resolve())
         wake_ups = WakeUps(scheduler, root.resolve())
         runner = Runner(root, clock, wake_ups)
