@@ -83,8 +83,7 @@ def _child(root: str, now: datetime, writer, verbose: bool) -> None:
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
-    _let_the_server_end_with_the_scheduler()
-    parallel.die_with(os.getppid())  # the fork server, which now ends with the scheduler
+    parallel.die_with(os.getppid())  # the fork server, which Linux ends with the scheduler (see build_server)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, ctypes.c_char_p(_NAME))
     except (OSError, AttributeError):  # no C library to ask: the name is only for people looking
@@ -95,23 +94,6 @@ def _child(root: str, now: datetime, writer, verbose: bool) -> None:
     logging.shutdown()
     sys.stderr.flush()
     os._exit(0)  # the site in memory need not be freed object by object (see cli.run)
-
-
-def _let_the_server_end_with_the_scheduler() -> None:
-    """Close this process's copy of the pipe by which the fork server knows its clients are alive.
-
-    The server ends when no process holds that pipe's other end, and it hands the end to
-    every process it forks: while this build ran, a scheduler that died would leave the
-    server running, and the build would finish on its own. Without the copy the server ends
-    with the scheduler, and Linux then ends this build (see parallel.die_with). The name is
-    multiprocessing's own, not a documented one: without it the build finishes by itself,
-    as atomically as ever, and only then exits.
-    """
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    alive = getattr(server, "_forkserver_alive_fd", None)
-    if isinstance(alive, int):
-        os.close(alive)
-        server._forkserver_alive_fd = None  # a fork server this build starts (its pool's) opens its own
 
 
 def _build(root: Path, now: datetime) -> tuple[str, object]:
