@@ -7,14 +7,14 @@ publisher/parallel.py). A process of its own runs one thread, so it may; it also
 memory back when it ends.
 
 Build processes are forked by multiprocessing's fork server, a single-threaded process
-started once with the rendering stack imported (see `prepare` and publisher/build_server.py), so a build does not pay for
-an interpreter and its imports (a quarter of a one-edit build at 10,000 entries). Each is
-named publisher-build, which ps and top show, and so are its forked copies. A build process ignores
-SIGINT and SIGTERM: the scheduler decides when its build stops (a first Ctrl-C or SIGTERM,
-which the terminal or systemd send to every process, lets the build finish); Linux kills the
-fork server when the scheduler dies, and the build when the server does (see parallel.die_with).
-It sends back its result or its editor problems; one that crashes has printed its traceback
-to stderr, where the scheduler logs.
+started once with the rendering stack imported (see `prepare` and publisher/build_server.py),
+so a build does not pay for an interpreter and its imports (a quarter of a one-edit build at
+10,000 entries). Each is named publisher-build, which ps and top show, and so are its forked
+copies. A build process ignores SIGINT and SIGTERM: the scheduler decides when its build
+stops (a first Ctrl-C or SIGTERM, which the terminal or systemd send to every process, lets
+the build finish); Linux kills the fork server when the scheduler dies, and the build when
+the server does (see parallel.die_with). It sends back its result or its editor problems;
+one that crashes has printed its traceback to stderr, where the scheduler logs.
 """
 
 from __future__ import annotations
