@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import marshal
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, partial
@@ -150,7 +149,7 @@ def listing_pages(site: Site, templates: Templates, keys: Keys, lang: str,
 
 def tag_pages(site: Site, templates: Templates, keys: Keys, lang: str) -> Iterator[Unit]:
     """Yield the list of a language's tags and a paginated page per tag."""
-    counts = sorted(Counter(tag for entry in site.in_language(lang) for tag in entry.tags).items())
+    counts = list(site.tag_counts(lang))
     index = tags_path(lang)
     yield keys.unit(partial(_one, index, render_page, site, templates, index, lang, "tags.html", tags=counts),
                     "tags", index, counts)

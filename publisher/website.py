@@ -51,8 +51,19 @@ class Site:
     def tags(self, lang: str) -> tuple[str, ...]:
         return tuple(sorted({t for e in self.in_language(lang) for t in e.tags}))
 
+    def tag_counts(self, lang: str) -> tuple[tuple[str, int], ...]:
+        """Return each of a language's tags with how many entries have it, by tag (an entry names a tag once)."""
+        return tuple(sorted((tag, len(tagged)) for (language, tag), tagged in self._by_tag.items() if language == lang))
+
     def open_actions(self, lang: str) -> tuple[Entry, ...]:
-        return tuple(e for e in self.in_language(lang) if e.action_open(self.now))
+        """Return the entries of a language whose action is open at `now` (asked for by several pages)."""
+        if lang not in self._open_actions:
+            self._open_actions[lang] = tuple(e for e in self.in_language(lang) if e.action_open(self.now))
+        return self._open_actions[lang]
+
+    @cached_property
+    def _open_actions(self) -> dict[str, tuple[Entry, ...]]:
+        return {}
 
     @cached_property
     def _by_language(self) -> dict[str, tuple[Entry, ...]]:
