@@ -149,7 +149,7 @@ def listing_pages(site: Site, templates: Templates, keys: Keys, lang: str,
 
 def tag_pages(site: Site, templates: Templates, keys: Keys, lang: str) -> Iterator[Unit]:
     """Yield the list of a language's tags and a paginated page per tag."""
-    counts = list(site.tag_counts(lang))
+    counts = site.tag_counts(lang)
     index = tags_path(lang)
     yield keys.unit(partial(_one, index, render_page, site, templates, index, lang, "tags.html", tags=counts),
                     "tags", index, counts)

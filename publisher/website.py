@@ -57,13 +57,10 @@ class Site:
 
     def open_actions(self, lang: str) -> tuple[Entry, ...]:
         """Return the entries of a language whose action is open at `now` (asked for by several pages)."""
-        if lang not in self._open_actions:
-            self._open_actions[lang] = tuple(e for e in self.in_language(lang) if e.action_open(self.now))
-        return self._open_actions[lang]
-
-    @cached_property
-    def _open_actions(self) -> dict[str, tuple[Entry, ...]]:
-        return {}
+        key = ("open actions", lang)
+        if key not in self.derived:
+            self.derived[key] = tuple(e for e in self.in_language(lang) if e.action_open(self.now))
+        return self.derived[key]
 
     @cached_property
     def _by_language(self) -> dict[str, tuple[Entry, ...]]:
