@@ -86,7 +86,12 @@ class Survey:
 
 def stat_signature(info: os.stat_result) -> bytes:
     """Return what tells a file's bytes have not changed without reading them (git's index trusts the same)."""
-    return b"%d %d %d %d %d" % (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+    return _signature(info).encode()
+
+
+def _signature(info: os.stat_result) -> str:
+    # One text for the walk's lines and for FileDigests: a file the walk saw is then trusted unread.
+    return f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}"
 
 
 def survey(config: Config) -> Survey:
@@ -140,14 +145,14 @@ def _walk(digest, folder: Path, collect: list | None = None) -> float:
                     collect.append((here, True, None))
             else:
                 info = item.stat(follow_symlinks=False)
-                signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} {info.st_dev}"
+                signature = _signature(info)
                 lines.append(f"\0{item.path} {signature} {info.st_mode}")
                 if info.st_mtime > newest:
                     newest = info.st_mtime
                 if info.st_ctime > newest:
                     newest = info.st_ctime
                 if collect is not None and here and item.is_file(follow_symlinks=False):
-                    collect.append((here, False, signature.encode()))  # = stat_signature(info)
+                    collect.append((here, False, signature.encode()))  # stat_signature(info), made once
         digest.update("".join(lines).encode("utf-8", "surrogateescape"))
     return newest
 
@@ -169,8 +174,7 @@ def _line(name: str, path: Path) -> tuple[str, float]:
         except OSError:
             parts.append(f"\0{name} missing {follow}")
             continue
-        parts.append(f"\0{name} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} "
-                     f"{info.st_dev} {info.st_mode}")
+        parts.append(f"\0{name} {_signature(info)} {info.st_mode}")
         newest = max(newest, info.st_mtime, info.st_ctime)
     return "".join(parts), newest
 
