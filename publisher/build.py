@@ -33,10 +33,12 @@ class BuildResult:
 
 
 
-def build(root: Path, now: datetime, survey: stamp.Survey | None = None) -> BuildResult:
+def build(root: Path, now: datetime, survey: stamp.Survey | None = None, keep: list | None = None) -> BuildResult:
     """Build the site in `root` as it stands at `now` and bring output/ up to date.
 
-    `survey` is the inputs' stamp.survey when the caller has just taken it.
+    `survey` is the inputs' stamp.survey when the caller has just taken it. A caller about to
+    exit may pass a list as `keep`: the loaded site goes into it instead of being freed object
+    by object when the build returns (0.04 s at 10,000 entries), and the process's exit drops it at once.
     """
     config = load_config(root)
     survey = survey or stamp.survey(config)
@@ -56,6 +58,8 @@ def build(root: Path, now: datetime, survey: stamp.Survey | None = None) -> Buil
             digests.save()
     result = BuildResult(files=count, entries=len(site.entries), warnings=len(site.warnings))
     stamp.save(config, survey.signature, now, horizon(site, keys), dataclasses.astuple(result))
+    if keep is not None:
+        keep.append((site, templates, digests, keys))
     return result
 
 

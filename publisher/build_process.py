@@ -89,17 +89,18 @@ def _child(root: str, now: datetime, writer, verbose: bool) -> None:
     except (OSError, AttributeError):  # no C library to ask: the name is only for people looking
         pass
     configure_logging(verbose)
-    writer.send(_build(Path(root), now))
+    held: list = []  # what the build loaded, dropped by os._exit below rather than freed object by object
+    writer.send(_build(Path(root), now, held))
     writer.close()
     logging.shutdown()
     sys.stderr.flush()
     os._exit(0)  # the site in memory need not be freed object by object (see cli.run)
 
 
-def _build(root: Path, now: datetime) -> tuple[str, object]:
+def _build(root: Path, now: datetime, keep: list) -> tuple[str, object]:
     from publisher.build import build
 
     try:
-        return "built", build(root, now)
+        return "built", build(root, now, keep=keep)
     except EditorError as error:
         return "problems", error.problems

@@ -177,11 +177,15 @@ def run_build(args: argparse.Namespace) -> int:
 
         if survey.listed is None:  # withheld by a walk that foresaw an early stop, yet a build ran meanwhile
             survey = stamp.survey(config)
-        result = build(args.site, now, survey)
+        _HELD.clear()  # at most one build's site held: main() may be called many times in one process
+        result = build(args.site, now, survey, keep=_HELD)
     note = f"; {result.warnings} warning(s): run publisher check" if result.warnings else ""
     print(f"built {result.files} files from {result.entries} published entries{note}", file=sys.stderr)
     return 0
 
+
+# What the last build loaded, held until the process exits (see run): freeing it is the exit's job.
+_HELD: list = []
 
 # The rendering stack, in the order publisher.build would import it, in steps of 10 to 40 ms.
 RENDERING_STACK = ("publisher.content", "publisher.templates", "publisher.markup", "publisher.render",

@@ -133,3 +133,16 @@ def test_an_unfinished_draft_warns_but_does_not_block(site):
 def test_python_dash_m_works(site):
     result = subprocess.run([sys.executable, "-m", "publisher", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("publisher ")
+
+
+def test_build_holds_only_the_last_site_it_loaded(site):
+    # The command line keeps a build's site for the process's exit to drop, not free it
+    # object by object; called again in the same process, it must not pile sites up.
+    from publisher import cli
+
+    site.entry("a.md")
+    for _ in range(2):
+        assert cli.main(["build", "--site", str(site.root), "--now", NOW.isoformat()]) == 0
+    assert len(cli._HELD) == 1
+    held_site = cli._HELD[0][0]
+    assert [entry.slug for entry in held_site.entries] == ["a"]
