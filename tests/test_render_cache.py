@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from datetime import timedelta, tzinfo
@@ -95,6 +96,54 @@ def test_warm_builds_after_each_change_equal_cold_builds(cached_site, tmp_path):
         change()
         cached_site.build()
         assert cached_site.tree() == fresh_copy(cached_site, tmp_path, f"cold{number}").tree(), f"change {number}"
+
+
+def in_this_process(monkeypatch) -> list[str]:
+    """Record the files render.process_file renders in the test's own process (not in forked children)."""
+    parent, real, rendered = os.getpid(), render.process_file, []
+
+    def recording(rel, *args):
+        if os.getpid() == parent:
+            rendered.append(rel)
+        return real(rel, *args)
+
+    monkeypatch.setattr(render, "process_file", recording)
+    return rendered
+
+
+def test_an_edited_entry_is_rendered_in_a_child_while_the_cache_is_read(cached_site, tmp_path, monkeypatch):
+    rendered_here = in_this_process(monkeypatch)
+    poison(cached_site)
+    cached_site.entry("2023/b.md", title="Second", date="2023-07-28T10:00:00+04:00", body="Edited.", summary="'s'")
+    cached_site.build()
+    assert rendered_here == []  # the forked child rendered it
+    page = (cached_site.output / "en/2023/07/b/index.html").read_bytes()
+    assert b"Edited." in page and b"STALE" not in page
+    assert page == (fresh_copy(cached_site, tmp_path, "cold").output / "en/2023/07/b/index.html").read_bytes()
+
+
+def test_an_entry_the_child_fails_to_render_is_rendered_here(cached_site, tmp_path, monkeypatch):
+    parent, real = os.getpid(), render.process_file
+
+    def failing_in_children(rel, *args):
+        if os.getpid() != parent:
+            os._exit(3)  # as a child killed part-way would end
+        return real(rel, *args)
+
+    monkeypatch.setattr(render, "process_file", failing_in_children)
+    cached_site.entry("2023/b.md", title="Second", date="2023-07-28T10:00:00+04:00", body="Edited.", summary="'s'")
+    cached_site.build()
+    assert cached_site.tree() == fresh_copy(cached_site, tmp_path, "cold").tree()
+
+
+def test_a_file_touched_but_unchanged_keeps_its_cached_result(cached_site, monkeypatch):
+    rendered_here = in_this_process(monkeypatch)
+    poison(cached_site)
+    (cached_site.root / "state/cache/output.manifest").unlink()  # render every page again, from the cache
+    path = cached_site.root / "content/2023/b.md"
+    path.write_bytes(path.read_bytes())  # hashed afresh (new times), the same bytes
+    cached_site.build()
+    assert rendered_here == [] and b"STALE" in (cached_site.output / "en/2023/07/b/index.html").read_bytes()
 
 
 def test_changed_config_renders_everything_again(cached_site, tmp_path):
