@@ -148,7 +148,7 @@ WARM_BUILD = """
     started = parallel.aside
     def aside(function):  # say what the archive's aside child did: its units, or gave them back
         helper = started(function)
-        if helper is not None and function.func.__name__ == "_sort_out_and_stage":
+        if helper is not None and getattr(function, "func", function).__name__ == "_sort_out_and_stage":
             result = helper.result
             def told():
                 done = result()
@@ -206,7 +206,7 @@ def test_a_template_error_met_aside_is_reported_as_path_and_line(site):
 def test_the_build_command_walks_content_aside_while_it_loads_and_stops_early_as_before(site, tmp_path):
     """The CLI takes stamp.survey in a child while it imports the rendering stack."""
     entries_with_tags(site, 5)
-    script = WARM_BUILD.replace('function.func.__name__ == "_sort_out_and_stage"', 'True').replace(
+    script = WARM_BUILD.replace('getattr(function, "func", function).__name__ == "_sort_out_and_stage"', 'True').replace(
         'f"{len(done)} units"', 'type(done).__name__')
     first = run(script, "256", "build", "--now", NOW.isoformat(), cwd=site.root)
     assert first.returncode == 0 and "aside: Survey" in first.stderr, first.stderr
