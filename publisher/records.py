@@ -88,7 +88,11 @@ def _field(name: str, value: object) -> object:
 
 
 def _date(value: datetime | None) -> tuple | None:
-    """Return (naive ISO text, zone, fold): the zone a fixed offset in seconds or a zoneinfo key."""
+    """Return (wall-clock fields, zone, fold): the zone a fixed offset in seconds or a zoneinfo key.
+
+    The fields (year to microsecond), not ISO text: datetime() takes them at a third of the
+    cost of fromisoformat() and replace(), and a one-edit build reads 10,000 dates.
+    """
     if value is None:
         return None
     if type(value) is not datetime:
@@ -102,15 +106,15 @@ def _date(value: datetime | None) -> tuple | None:
         zone = tz.key
     else:
         raise Unmarshallable("a time zone of another kind")
-    return value.replace(tzinfo=None).isoformat(), zone, value.fold
+    wall = (value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond)
+    return wall, zone, value.fold
 
 
 def _undate(value: tuple | None) -> datetime | None:
     if value is None:
         return None
-    text, zone, fold = value
-    tz = _fixed(zone) if type(zone) is int else ZoneInfo(zone)
-    return datetime.fromisoformat(text).replace(tzinfo=tz, fold=fold)
+    wall, zone, fold = value
+    return datetime(*wall, tzinfo=_fixed(zone) if type(zone) is int else ZoneInfo(zone), fold=fold)
 
 
 @lru_cache(maxsize=None)
@@ -121,10 +125,13 @@ def _fixed(seconds: int) -> timezone:
 
 
 def _entry_of(values: tuple, decode: bool) -> Entry:
-    fields = dict(zip(FIELDS, values))
+    entry = object.__new__(Entry)
+    fields = entry.__dict__  # filled in place, as pickle itself fills a frozen dataclass
+    fields.update(zip(FIELDS, values))
     if decode:
         for name in DATES:
-            fields[name] = _undate(fields[name])
+            if fields[name] is not None:
+                fields[name] = _undate(fields[name])
         action = fields["action"]
         if action is not None:
             label, url, deadline, targets, asks, written_url = action
@@ -133,6 +140,4 @@ def _entry_of(values: tuple, decode: bool) -> Entry:
         retracted = fields["retracted"]
         if retracted is not None:
             fields["retracted"] = Retraction(_undate(retracted[0]), retracted[1])
-    entry = object.__new__(Entry)
-    entry.__dict__.update(fields)  # as pickle itself fills a frozen dataclass
     return entry
