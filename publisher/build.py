@@ -73,16 +73,20 @@ def horizon(site: Site, keys: Keys) -> datetime | None:
     if keys.reads_clock:
         return site.now
     now, config = site.now, site.config
-    moments = [moment for entry in (*site.entries, *site.hidden) for moment in _moments(entry)
-               if moment is not None and moment > now]
+    moments = [moment for entries, shown in ((site.entries, True), (site.hidden, False))
+               for entry in entries for moment in _moments(entry, shown) if moment is not None and moment > now]
     weeks = (week_of(now + timedelta(days=days), config) for days in (-7, 0, 7))
     moments += [moment for moment in map(lambda week: publication_time(week, config), weeks) if moment > now]
     return min(moments, default=None)
 
 
-def _moments(entry: Entry) -> tuple[datetime | None, ...]:
-    """Return the moments at which an entry may change what is shown (None where it has none)."""
-    moments = (entry.date, entry.updated, entry.expires)  # a tuple, not a generator: 10,000 entries a build
+def _moments(entry: Entry, shown: bool) -> tuple[datetime | None, ...]:
+    """Return the moments at which an entry may change what is shown (None where it has none).
+
+    A shown entry's date has passed (Entry.is_published), so only a hidden one's is a moment
+    to come: 10,000 fewer dates in other zones to compare with now.
+    """
+    moments = (entry.updated, entry.expires) if shown else (entry.date, entry.updated, entry.expires)
     if entry.retracted or entry.action:
         moments += (entry.retracted and entry.retracted.date, entry.action and entry.action.deadline)
     return moments
