@@ -81,8 +81,13 @@ def sitemap_inputs(site: Site) -> bytes:
     Dates stand as their POSIX timestamps: the sitemap shows them in the site's zone, so only
     the moment counts (and in this century a float tells apart moments a microsecond apart).
     """
-    return marshal.dumps(tuple((e.lang, e.slug, e.date.timestamp(), e.modified.timestamp(), e.key, e.tags)
-                               for e in site.entries), 2)
+    return marshal.dumps(tuple(_sitemap_values(e) for e in site.entries), 2)
+
+
+def _sitemap_values(entry: Entry) -> tuple:
+    date, modified = entry.date, entry.modified
+    stamp = date.timestamp()
+    return (entry.lang, entry.slug, stamp, stamp if modified is date else modified.timestamp(), entry.key, entry.tags)
 
 
 def _entry_page(site: Site, templates: Templates, entry: Entry) -> list[tuple[str, bytes]]:
