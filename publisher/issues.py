@@ -21,6 +21,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -96,10 +97,15 @@ def publication_time(week: str, config: Config) -> datetime:
 
 
 def _publication_time(starts: datetime, config: Config) -> datetime:
-    next_monday = starts.date() + timedelta(days=7)
-    day = next_monday + timedelta(days=WEEKDAYS.index(config.newsletter.weekday.lower()))
-    hour, minute = (int(part) for part in config.newsletter.time.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=config.tz)
+    days, moment = _sending(config.newsletter.weekday, config.newsletter.time)
+    return datetime.combine(starts.date() + timedelta(days=7 + days), moment, tzinfo=config.tz)
+
+
+@lru_cache(maxsize=None)  # parsed once, not for each of a ten-year archive's 1,500 issues
+def _sending(weekday: str, clock: str) -> tuple[int, time]:
+    """Return the configured sending day (days after Monday) and time of day."""
+    hour, minute = (int(part) for part in clock.split(":"))
+    return WEEKDAYS.index(weekday.lower()), time(hour, minute)
 
 
 def issues_of(site: Site, ledger: Iterable[SentIssue] | None = None) -> tuple[Issue, ...]:
@@ -167,7 +173,10 @@ def _issues_in(site: Site, lang: str, records: list[SentIssue]) -> list[Issue]:
         publishes = _publication_time(starts, config)
         # The week's entries came newest first (site order: date, then path), so a stable sort on
         # the group alone keeps them newest first within each group, without 10,000 timestamps.
-        entries = tuple(sorted(weeks[week], key=lambda e: _email_group(e, publishes)))
+        # Only an entry with an action can move up: most weeks have none and are in order already.
+        group = weeks[week]
+        entries = tuple(sorted(group, key=lambda e: _email_group(e, publishes))
+                        if any(e.action is not None for e in group) else group)
         ordered.append((week, starts, publishes, entries))
     unsent = () if records else tuple(e.id for _, _, _, entries in ordered for e in entries)
     issues: list[Issue] = []
