@@ -88,27 +88,11 @@ class Keys:
             pieces += (b"\x01S%d:" % len(data), data)
         elif kind is tuple or kind is list:
             pieces.append(b"\x01(")
-            now = self.now
-            for item in value:
-                # Entries, words and digests, the bulk of every key (a feed holds 100 entries, each
-                # content file a digest), are added here rather than by a call each: the same bytes
-                # as the branches above and below, a third of the time at 24,000 units.
-                item_kind = type(item)
-                if item_kind is Entry:
-                    pieces += (b"\x01E", item.fingerprint, b"o" if item.action_open(now) else b"c")
-                elif item_kind is str:
-                    data = item.encode("utf-8", "surrogatepass")
-                    pieces += (b"\x01S%d:" % len(data), data)
-                elif item_kind is bytes:
-                    pieces += (b"\x01B%d:" % len(item), item)
-                else:
-                    self._add(item, pieces)
+            self._add_items(value, pieces)
             pieces.append(b"\x01)")
         elif kind is dict:
             pieces.append(b"\x01{")
-            for name in sorted(value):
-                self._add(name, pieces)
-                self._add(value[name], pieces)
+            self._add_items([part for name in sorted(value) for part in (name, value[name])], pieces)
             pieces.append(b"\x01}")
         elif value is None or kind in (bool, int, float):
             pieces.append(b"\x01%r" % (value,))
@@ -122,6 +106,25 @@ class Keys:
                 self._add(getattr(value, name), pieces)
         else:
             raise TypeError(f"no key for a {kind.__name__}: say what it is rendered from")
+
+    def _add_items(self, items: Iterable[object], pieces: list[bytes]) -> None:
+        """_add each item in turn. Entries, words, digests and small leaves, the bulk of every key
+        (a feed holds 100 entries, each listing a dict of page numbers), are added here rather
+        than by a call each: the same bytes as _add's branches, a third of the time at 24,000 units."""
+        now = self.now
+        for item in items:
+            kind = type(item)
+            if kind is Entry:
+                pieces += (b"\x01E", item.fingerprint, b"o" if item.action_open(now) else b"c")
+            elif kind is str:
+                data = item.encode("utf-8", "surrogatepass")
+                pieces += (b"\x01S%d:" % len(data), data)
+            elif kind is bytes:
+                pieces += (b"\x01B%d:" % len(item), item)
+            elif item is None or kind is bool or kind is int:
+                pieces.append(b"\x01%r" % (item,))
+            else:
+                self._add(item, pieces)
 
 
 @lru_cache(maxsize=None)
