@@ -268,9 +268,9 @@ def test_stored_metadata_keeps_every_entry_field(tmp_path):
     result = (entry, [Problem("content/2023/raids.az.md", 5, "draft left out: x", warning=True)],
               (("/images/pic.png", b"\x02" * 16),))
     with render.RenderCache(tmp_path / "entries.sqlite") as cache:
-        cache.put(b"k" * 20, result)
+        cache.put(b"k" * 20, result, b"s")
         cache.commit()
-        back, problems, depends = cache.get({"content/2023/raids.az.md": b"k" * 20})["content/2023/raids.az.md"]
+        back, problems, depends = cache.get({"content/2023/raids.az.md": b"k" * 20}, b"s")["content/2023/raids.az.md"]
     for item in dataclasses.fields(Entry):
         expected = "" if item.name in ("markdown", "rendered") else getattr(entry, item.name)  # texts are kept apart
         assert getattr(back, item.name) == expected, item.name
@@ -279,6 +279,15 @@ def test_stored_metadata_keeps_every_entry_field(tmp_path):
     assert dataclasses.replace(back, markdown="x").markdown == "x"  # a proper frozen dataclass still
     with pytest.raises(dataclasses.FrozenInstanceError):
         back.title = "changed"
+
+
+def test_rows_are_read_only_under_the_salt_their_keys_were_made_with(tmp_path):
+    """After a config or code change retain() still keeps the old rows; a build must not even read them."""
+    with render.RenderCache(tmp_path / "entries.sqlite") as cache:
+        cache.put(b"k" * 20, (None, [], ()), b"old salt")
+        cache.commit()
+        assert cache.get({"content/a.md": b"k" * 20}, b"new salt") == {}
+        assert cache.get({"content/a.md": b"k" * 20}, b"old salt") == {"content/a.md": (None, [], ())}
 
 
 def test_a_row_in_another_shape_is_rendered_again(cached_site):
