@@ -7,7 +7,6 @@ canonical links and the sitemap use base_url.
 
 from __future__ import annotations
 
-import marshal
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import babel
 
 from publisher import feeds
-from publisher.content import Entry
+from publisher.content import Entry, front_digest
 from publisher.issues import issue_dir, published_issues
 from publisher.markup import relink
 from publisher.templates import Templates, text_direction
@@ -76,18 +75,11 @@ def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
 def sitemap_inputs(site: Site) -> bytes:
     """Return what the sitemap shows of each entry (address, last change, translations, tags: their pages) as bytes.
 
-    marshal's format 2 (no back-references, so the same values give the same bytes) writes the
-    10,000 tuples of a large archive at C speed, where Keys would add their 60,000 values one by one.
-    Dates stand as their POSIX timestamps: the sitemap shows them in the site's zone, so only
-    the moment counts (and in this century a float tells apart moments a microsecond apart).
+    All of it comes from entries' file names and front matter, so each entry stands for its
+    front_digest, made when it was rendered: 10,000 entries read at C speed, and a body edit
+    leaves the sitemap's key as it was.
     """
-    return marshal.dumps(tuple(_sitemap_values(e) for e in site.entries), 2)
-
-
-def _sitemap_values(entry: Entry) -> tuple:
-    date, modified = entry.date, entry.modified
-    stamp = date.timestamp()
-    return (entry.lang, entry.slug, stamp, stamp if modified is date else modified.timestamp(), entry.key, entry.tags)
+    return b"".join([entry.front or front_digest(entry) for entry in site.entries])
 
 
 def _entry_page(site: Site, templates: Templates, entry: Entry) -> list[tuple[str, bytes]]:

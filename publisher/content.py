@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ class Entry:
     # 10,000 entries they would be hundreds of MB in memory, and most builds need few of them.
     stored: Stored | None = field(default=None, compare=False, repr=False)
     fingerprint: bytes = field(default=b"", compare=False, repr=False)  # digest of everything the entry was made from
+    front: bytes = field(default=b"", compare=False, repr=False)  # front_digest(self), made when it is rendered
 
     @property
     def body(self) -> str:
@@ -143,6 +145,17 @@ class Entry:
 
     def action_open(self, now: datetime) -> bool:
         return self.action is not None and self.retracted is None and (self.expires is None or now < self.expires)
+
+
+# What an entry's file name and front matter say: all an output that never shows the body
+# depends on. A body edit, the commonest change, leaves their digest as it was.
+FRONT_FIELDS = ("path", "slug", "title", "type", "date", "lang", "id", "tags", "draft", "key", "updated",
+                "correction", "expires", "action", "retracted", "image", "image_alt")
+
+
+def front_digest(entry: Entry) -> bytes:
+    """Return a digest of the entry's FRONT_FIELDS (their reprs: dates with their zones, actions with their targets)."""
+    return hashlib.blake2b(repr(tuple(getattr(entry, name) for name in FRONT_FIELDS)).encode(), digest_size=16).digest()
 
 
 def escapes(path: Path, content: Path) -> bool:

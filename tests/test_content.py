@@ -169,3 +169,20 @@ def test_hidden_files_and_backups_are_ignored(site):
     site.write("content/_notes/x.md", "junk")
     site.write("content/ok.md", GOOD)
     assert [p for p in site.check() if not p.warning] == []
+
+
+def test_the_front_digest_follows_the_front_matter_and_not_the_body(site):
+    """The sitemap keys on it: a body edit leaves it as it was, any field it shows changes it."""
+    from publisher.content import front_digest
+
+    def front(**fields) -> bytes:
+        site.entry("2023/a.md", **{"title": "A", "date": "2023-07-20T10:00:00+04:00", "tags": "[police]", **fields})
+        (entry,), _ = load_rendered(site.config)
+        assert entry.front == front_digest(entry)  # made when it was rendered, and kept by the cache
+        return entry.front
+
+    first = front(body="First words.")
+    assert front(body="Other words entirely.") == first
+    changed = [front(date="2023-08-20T10:00:00+04:00"), front(tags="[police, courts]"), front(key="a-key"),
+               front(updated="2023-07-21T10:00:00+04:00", correction="Fixed a name."), front(title="B")]
+    assert first not in changed and len(set(changed)) == len(changed)
