@@ -115,6 +115,31 @@ def test_a_content_file_may_not_overwrite_a_page(site):
     assert [str(p) for p in caught.value.problems] == [message]
 
 
+def test_a_content_file_added_over_a_page_fails_a_warm_build_and_keeps_the_output(site):
+    site.entry("a.md")
+    site.build()
+    before = site.tree()
+    site.write("content/en/2023/07/a/index.html.txt", "harmless\n")  # a file beside a page is fine
+    site.write("content/robots.txt", "User-agent: *\n")
+    with pytest.raises(EditorError) as caught:
+        site.build()
+    assert [str(p) for p in caught.value.problems] == [
+        "content/robots.txt:1: this file would overwrite a generated page; rename or move it"]
+    assert site.tree() == before
+
+
+def test_a_unit_claiming_a_path_twice_or_one_already_claimed_is_refused(tmp_path):
+    from publisher.output import DuplicatePath, publish
+    from publisher.units import Unit
+
+    for units, path in [([Unit(b"a", lambda: [("x.txt", b"1"), ("x.txt", b"2")])], "x.txt"),
+                        ([Unit(b"a", lambda: [("y.txt", b"1"), ("z.txt", b"1")]),
+                          Unit(b"b", lambda: [("w.txt", b"2"), ("z.txt", b"2")])], "z.txt")]:
+        with pytest.raises(DuplicatePath) as caught:
+            publish(units, tmp_path / "out", tmp_path / "manifest")
+        assert caught.value.path == path
+
+
 @pytest.mark.parametrize("name, kind", [("page.html", "'.html' files"), ("logo.svg", "'.svg' files"),
                                         ("readers.csv", "'.csv' files"), ("notes", "files without an extension")])
 def test_only_images_pdfs_and_text_are_published_from_content(site, name, kind):
