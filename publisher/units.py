@@ -108,9 +108,12 @@ class Keys:
             raise TypeError(f"no key for a {kind.__name__}: say what it is rendered from")
 
     def _add_items(self, items: Iterable[object], pieces: list[bytes]) -> None:
-        """_add each item in turn. Entries, words, digests and small leaves, the bulk of every key
-        (a feed holds 100 entries, each listing a dict of page numbers), are added here rather
-        than by a call each: the same bytes as _add's branches, a third of the time at 24,000 units."""
+        """_add each item in turn.
+
+        Entries, words, digests and small leaves, the bulk of every key (a feed holds 100
+        entries, each listing a dict of page numbers), are added here rather than by a call
+        each: the same bytes as _add's branches, a third of the time at 24,000 units.
+        """
         now = self.now
         for item in items:
             kind = type(item)
