@@ -186,3 +186,10 @@ def test_the_front_digest_follows_the_front_matter_and_not_the_body(site):
     changed = [front(date="2023-08-20T10:00:00+04:00"), front(tags="[police, courts]"), front(key="a-key"),
                front(updated="2023-07-21T10:00:00+04:00", correction="Fixed a name."), front(title="B")]
     assert first not in changed and len(set(changed)) == len(changed)
+
+
+def test_a_tag_named_twice_is_kept_once(site):
+    """The tag index and the tag counts rely on it: an entry is listed once under each of its tags."""
+    site.entry("2023/a.md", tags="[police, Police, baku, police]")
+    (entry,), _ = load_rendered(site.config)
+    assert entry.tags == ("police", "baku")
