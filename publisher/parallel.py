@@ -41,9 +41,12 @@ def processes() -> int:
     return min(len(os.sched_getaffinity(0)), MAX_PROCESSES)  # the cores this process may run on
 
 
-def map_forked(function: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
-    """Return [function(item) for item in items], computed by as many processes as may share the work."""
-    count = processes() if len(items) >= MIN_ITEMS else 1
+def map_forked(function: Callable[[Item], Result], items: Sequence[Item], min_items: int = MIN_ITEMS) -> list[Result]:
+    """Return [function(item) for item in items], computed by as many processes as may share the work.
+
+    Fewer than `min_items` items are worth no fork: the caller says so when its items are costly.
+    """
+    count = processes() if len(items) >= min_items else 1
     if count == 1:
         return [function(item) for item in items]
     children: dict[int, tuple[int, int]] = {}  # share -> (pid, read end of its pipe), until collected

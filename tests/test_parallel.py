@@ -192,6 +192,24 @@ def test_an_aside_child_with_many_changed_units_hands_them_back(site, tmp_path):
     assert site.tree() == fresh_copy(site, tmp_path, "cold").tree()
 
 
+def test_an_aside_child_shares_many_changed_units_with_a_copy_of_itself(site, tmp_path):
+    entries_with_tags(site, 12)
+    assert warm_build(site).returncode == 0
+    entries_with_tags(site, 12, body="Every entry edited.")
+    script = WARM_BUILD.replace("output.ASIDE_LIMIT = int(sys.argv[1])", """output.ASIDE_LIMIT = int(sys.argv[1])
+    output.SHARE_LIMIT = 4
+    mapped = parallel.map_forked
+    def map_forked(function, items, min_items=parallel.MIN_ITEMS):  # say when rendering is shared
+        if len(items) >= min_items and parallel.processes() > 1:
+            print("shared:", len(items), "units", file=sys.stderr)
+        return mapped(function, items, min_items)
+    parallel.map_forked = map_forked""")
+    result = run(script, "256", "build", "--now", NOW.isoformat(), cwd=site.root)
+    assert result.returncode == 0, result.stderr
+    assert "shared: " in result.stderr and "aside: " in result.stderr and "handed back" not in result.stderr
+    assert site.tree() == fresh_copy(site, tmp_path, "cold").tree()
+
+
 def test_a_template_error_met_aside_is_reported_as_path_and_line(site):
     entries_with_tags(site, 6)
     assert warm_build(site).returncode == 0
