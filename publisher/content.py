@@ -111,7 +111,7 @@ class Entry:
     # 10,000 entries they would be hundreds of MB in memory, and most builds need few of them.
     stored: Stored | None = field(default=None, compare=False, repr=False)
     fingerprint: bytes = field(default=b"", compare=False, repr=False)  # digest of everything the entry was made from
-    front: bytes = field(default=b"", compare=False, repr=False)  # front_digest(self), made when it is rendered
+    place: bytes = field(default=b"", compare=False, repr=False)  # place_digest(self), made when it is rendered
 
     @property
     def body(self) -> str:
@@ -147,15 +147,15 @@ class Entry:
         return self.action is not None and self.retracted is None and (self.expires is None or now < self.expires)
 
 
-# What an entry's file name and front matter say: all an output that never shows the body
-# depends on. A body edit, the commonest change, leaves their digest as it was.
-FRONT_FIELDS = ("path", "slug", "title", "type", "date", "lang", "id", "tags", "draft", "key", "updated",
-                "correction", "expires", "action", "retracted", "image", "image_alt")
+# Where and when an entry sits in the site: its page's address (language, local date, slug),
+# when it last changed, its translations' key and its tags. The sitemap shows no more of it,
+# so a body or a title edit, the commonest changes, leave this digest as it was.
+PLACE_FIELDS = ("slug", "lang", "date", "updated", "retracted", "key", "tags")
 
 
-def front_digest(entry: Entry) -> bytes:
-    """Return a digest of the entry's FRONT_FIELDS (their reprs: dates with their zones, actions with their targets)."""
-    return hashlib.blake2b(repr(tuple(getattr(entry, name) for name in FRONT_FIELDS)).encode(), digest_size=16).digest()
+def place_digest(entry: Entry) -> bytes:
+    """Return a digest of the entry's PLACE_FIELDS (their reprs: dates with their zones)."""
+    return hashlib.blake2b(repr(tuple(getattr(entry, name) for name in PLACE_FIELDS)).encode(), digest_size=16).digest()
 
 
 def escapes(path: Path, content: Path) -> bool:

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from publisher import collector, images, parallel, records, redaction
 from publisher.config import CONFIG_NAME, Config
-from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, front_digest, parse_entry
+from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry, place_digest
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
 from publisher.stamp import stat_signature
@@ -209,7 +209,7 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
     name = Path(rel).relative_to(config.content_dir).as_posix()
     problems = problems + redaction.scan_entry(rel, name, raw.decode("utf-8", errors="replace"), redactions)
     if entry is None or entry.retracted:  # a retraction's notice is rendered from a template later
-        return entry and dataclasses.replace(entry, front=front_digest(entry)), problems, ()
+        return entry and dataclasses.replace(entry, place=place_digest(entry)), problems, ()
     try:
         rendered = render_markdown(entry.body, source_folder(entry, config))
     except (RecursionError, RuntimeError, ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
@@ -222,7 +222,7 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
     shown = set(images.local_sources(body)) | ({entry.image} if entry.image else set())
     depends = tuple((src, digests.of(src)) for src in sorted(shown))
     entry = dataclasses.replace(entry, rendered=body, summary=entry.summary or rendered.first_paragraph,
-                                front=front_digest(entry))
+                                place=place_digest(entry))
     return entry, problems, depends
 
 

@@ -171,20 +171,21 @@ def test_hidden_files_and_backups_are_ignored(site):
     assert [p for p in site.check() if not p.warning] == []
 
 
-def test_the_front_digest_follows_the_front_matter_and_not_the_body(site):
-    """The sitemap keys on it: a body edit leaves it as it was, any field it shows changes it."""
-    from publisher.content import front_digest
+def test_the_place_digest_follows_what_the_sitemap_shows_and_not_the_body_or_title(site):
+    """The sitemap keys on it: an edit of the body or the title leaves it, any field the sitemap shows changes it."""
+    from publisher.content import place_digest
 
-    def front(**fields) -> bytes:
+    def place(**fields) -> bytes:
         site.entry("2023/a.md", **{"title": "A", "date": "2023-07-20T10:00:00+04:00", "tags": "[police]", **fields})
         (entry,), _ = load_rendered(site.config)
-        assert entry.front == front_digest(entry)  # made when it was rendered, and kept by the cache
-        return entry.front
+        assert entry.place == place_digest(entry)  # made when it was rendered, and kept by the cache
+        return entry.place
 
-    first = front(body="First words.")
-    assert front(body="Other words entirely.") == first
-    changed = [front(date="2023-08-20T10:00:00+04:00"), front(tags="[police, courts]"), front(key="a-key"),
-               front(updated="2023-07-21T10:00:00+04:00", correction="Fixed a name."), front(title="B")]
+    first = place(body="First words.")
+    assert place(body="Other words entirely.") == first and place(title="B", summary="'Another.'") == first
+    changed = [place(date="2023-08-20T10:00:00+04:00"), place(tags="[police, courts]"), place(key="a-key"),
+               place(updated="2023-07-21T10:00:00+04:00", correction="Fixed a name."), place(lang="az"),
+               place(retracted="{date: 2023-07-22T10:00:00+04:00, reason: Wrong}")]
     assert first not in changed and len(set(changed)) == len(changed)
 
 
