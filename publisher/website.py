@@ -49,8 +49,8 @@ class Site:
         return self._by_tag.get((lang, tag), ())
 
     def tags(self, lang: str) -> tuple[str, ...]:
-        """Return a language's tags in use, sorted: from the tag index, not from every entry again."""
-        return tuple(sorted(tag for language, tag in self._by_tag if language == lang))
+        """Return a language's tags in use, sorted."""
+        return tuple(tag for tag, _ in self.tag_counts(lang))
 
     def tag_counts(self, lang: str) -> tuple[tuple[str, int], ...]:
         """Return each of a language's tags with how many entries have it, by tag (an entry names a tag once)."""
