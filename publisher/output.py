@@ -141,14 +141,20 @@ class Plan:
             if key:
                 self.units[key] = paths
 
-    def _sort_out(self, units: Iterable[Unit]) -> tuple[list[tuple[bytes, tuple[str, ...] | None]], list[Unit]]:
-        """Return each unit's key and, if the previous build made it, its files; and the units to render."""
+    def _sort_out(self, units: Iterable[Unit], limit: int | None = None
+                  ) -> tuple[list[tuple[bytes, tuple[str, ...] | None]], list[Unit]]:
+        """Return each unit's key and, if the previous build made it, its files; and the units to render.
+
+        Past `limit` units to render, raise parallel.Declined at once (see _sort_out_and_stage).
+        """
         order: list[tuple[bytes, tuple[str, ...] | None]] = []
         fresh: list[Unit] = []
         for unit in units:
             kept = self.previous.get(unit.key) if unit.key and self.previous is not None else None
             order.append((unit.key, kept))
             if kept is None:
+                if len(fresh) == limit:
+                    raise parallel.Declined("many units changed: render them on every core")
                 fresh.append(unit)
         return order, fresh
 
@@ -159,17 +165,9 @@ class Plan:
         child and a forked copy of it (a new entry shifts every listing page of its language
         and of its tags, 200 pages at 10,000 entries), while the parent may still be at its own.
         """
-        found: list[tuple[bytes, bool]] = []
-        fresh: list[Unit] = []
-        for unit in units():
-            kept = bool(unit.key) and unit.key in self.previous
-            found.append((unit.key, kept))
-            if not kept:
-                if len(fresh) == ASIDE_LIMIT:
-                    raise parallel.Declined("many units changed: render them on every core")
-                fresh.append(unit)
+        order, fresh = self._sort_out(units(), limit=ASIDE_LIMIT)
         staged = iter(parallel.map_forked(self._stage, fresh, min_items=SHARE_LIMIT))
-        return [(key, None if kept else next(staged)) for key, kept in found]
+        return [(key, None if kept is not None else next(staged)) for key, kept in order]
 
     def _keep(self, paths: tuple[str, ...]) -> tuple[str, ...]:
         if not self.paths.isdisjoint(paths):  # each path was checked when it was written
