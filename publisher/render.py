@@ -166,7 +166,7 @@ def _render_aside(paths: dict[str, str], digests: "FileDigests", config: Config,
     if not changed or len(changed) >= POOL_THRESHOLD:
         return _Early()
     sources = read_sources({rel: paths[rel] for rel in changed})
-    return _Early(changed, parallel.aside(lambda: [process_file(rel, raw, config, redactions) for rel, raw in sources]))
+    return _Early(changed, parallel.aside(lambda: list(process_all(sources, config, redactions))))
 
 
 def process_all(files: list[tuple[str, bytes]], config: Config, redactions: RedactionList) -> Iterator[Result]:
