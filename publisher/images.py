@@ -16,8 +16,7 @@ import struct
 import warnings
 from io import BytesIO
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from publisher.config import Config
 from publisher.problems import EditorError, Problem
@@ -55,7 +54,7 @@ def publish_file(path: Path, label: str) -> bytes:
 def clean(data: bytes, kind: str) -> bytes:
     """Return the image without EXIF, GPS, XMP, IPTC or comments, turned upright."""
     image = _open(data, kind)
-    orientation = _orientation(image)
+    orientation = _orientation(image, data)
     if orientation not in (None, 1):
         data = _upright(image, kind)
     cleaned = {"JPEG": _strip_jpeg, "PNG": _strip_png, "WEBP": _strip_webp, "GIF": _strip_gif}[kind](data)
@@ -67,7 +66,7 @@ def size(data: bytes) -> tuple[int, int]:
     """Return (width, height) as a browser shows the image, after its EXIF orientation."""
     image = _open(data, None)
     width, height = image.size
-    return (height, width) if _orientation(image) in _TURNED else (width, height)
+    return (height, width) if _orientation(image, data) in _TURNED else (width, height)
 
 
 def size_of(config: Config, src: str) -> tuple[int, int] | None:
@@ -145,11 +144,17 @@ def _reason(exc: Exception) -> str:
     return re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", str(exc)) or type(exc).__name__
 
 
-def _orientation(image: PillowImage) -> int | None:
+def _orientation(image: PillowImage, data: bytes) -> int | None:
+    from PIL import Image
+
+    # For a PNG, Pillow decodes every pixel to look for EXIF after them (27 ms for a 1600x1000
+    # screenshot; a JPEG's takes 0.1 ms). When every chunk that can hold EXIF or XMP comes
+    # first, Pillow has read them all on opening, and the plain lookup finds the same.
+    read = Image.Image.getexif if image.format == "PNG" and _png_metadata_first(data) else type(image).getexif
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return image.getexif().get(ORIENTATION)
+            return read(image).get(ORIENTATION)
     except Exception:  # Pillow raises many types for broken EXIF; a broken one turns nothing
         return None
 
@@ -206,12 +211,22 @@ def _strip_jpeg(data: bytes) -> bytes:
             out += segment
         i = end
         if marker == 0xDA:  # entropy-coded data runs to the next marker that is not a restart
-            j = i
-            while j + 1 < n and not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
-                j += 1
+            j = _scan_end(data, i)
             out += data[i:j]
             i = j
     raise BadImage("the JPEG has no end marker")
+
+
+def _scan_end(data: bytes, start: int) -> int:
+    """Return where the entropy-coded data from `start` ends: at the first 0xFF that is not a stuffed
+    0xFF00 or a restart marker, or at the last byte. By find(), not byte by byte: 50 ms a photo."""
+    end = data.find(b"\xff", start)
+    while end != -1 and end + 1 < len(data):
+        following = data[end + 1]
+        if following != 0 and not 0xD0 <= following <= 0xD7:
+            return end
+        end = data.find(b"\xff", end + 1)
+    return max(start, len(data) - 1)
 
 
 def _keep_jpeg_segment(marker: int, segment: bytes) -> bool:
@@ -227,23 +242,45 @@ def _keep_jpeg_segment(marker: int, segment: bytes) -> bool:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_METADATA = {b"eXIf", b"tEXt", b"zTXt", b"iTXt"}
 _PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"dSIG", b"caNv", b"orNt", b"vpAg"}
 
 
 def _strip_png(data: bytes) -> bytes:
     """Drop text, EXIF and time chunks; keep pixels, palette, transparency and colour chunks."""
+    out = bytearray(_PNG_SIGNATURE)
+    for kind, start, end in _png_chunks(data):
+        if kind not in _PNG_DROP:
+            out += data[start:end]
+    return bytes(out)
+
+
+def _png_metadata_first(data: bytes) -> bool:
+    """Tell whether no EXIF or text chunk (where XMP and raw EXIF profiles live) follows the pixels."""
+    pixels = False
+    try:
+        for kind, _, _ in _png_chunks(data):
+            pixels = pixels or kind == b"IDAT"
+            if pixels and kind in _PNG_METADATA:
+                return False
+    except BadImage:
+        return False  # damaged: leave it to Pillow, as before
+    return True
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Yield each chunk's type and where it starts and ends (length, type, data and CRC), up to IEND."""
     if not data.startswith(_PNG_SIGNATURE):
         raise BadImage("not a PNG file")
-    out, i = bytearray(_PNG_SIGNATURE), len(_PNG_SIGNATURE)
+    i = len(_PNG_SIGNATURE)
     while i + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        length, kind = struct.unpack_from(">I4s", data, i)
         end = i + 12 + length
         if end > len(data):
             raise BadImage("damaged PNG chunks")
-        if kind not in _PNG_DROP:
-            out += data[i:end]
+        yield kind, i, end
         if kind == b"IEND":
-            return bytes(out)
+            return
         i = end
     raise BadImage("the PNG has no end chunk")
 

@@ -191,3 +191,77 @@ def test_the_entry_image_has_its_size_on_the_page(site):
     page = next(data for path, data in site.tree().items() if path.endswith("raid/index.html"))
     image = next(img for img in html.fromstring(page).iter("img") if img.get("alt") == "Police outside the club")
     assert (image.get("width"), image.get("height")) == ("20", "40")
+
+
+def _move_chunk_after_pixels(data: bytes, kind: bytes) -> bytes:
+    """Return the PNG with its `kind` chunk moved from before the pixels to just before IEND."""
+    import struct
+
+    chunks, i = [], 8
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        chunks.append(data[i:i + 12 + length])
+        i += 12 + length
+    moved = [c for c in chunks if c[4:8] == kind]
+    assert len(moved) == 1 and chunks.index(moved[0]) < next(n for n, c in enumerate(chunks) if c[4:8] == b"IDAT")
+    rest = [c for c in chunks if c[4:8] != kind]
+    return data[:8] + b"".join(rest[:-1] + moved + rest[-1:])
+
+
+def _turned_png(where: str) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    out = BytesIO()
+    if where.startswith("xmp"):
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/" tiff:Orientation="6"/>')
+        two_colour().save(out, "PNG", pnginfo=info)
+    else:
+        two_colour().save(out, "PNG", exif=exif(6))
+    kind = b"iTXt" if where.startswith("xmp") else b"eXIf"
+    return _move_chunk_after_pixels(out.getvalue(), kind) if where.endswith("after") else out.getvalue()
+
+
+@pytest.mark.parametrize("where", ["exif before", "exif after", "xmp before", "xmp after"])
+def test_a_png_turned_by_exif_or_xmp_before_or_after_its_pixels(where):
+    data = _turned_png(where)
+    assert Image.open(BytesIO(data)).getexif().get(ORIENTATION) == 6  # as Pillow reads it, decoding
+    assert size(data) == (20, 40)
+    assert Image.open(BytesIO(clean(data, "PNG"))).size == (20, 40)
+
+
+def test_a_png_size_is_read_without_decoding_its_pixels(monkeypatch):
+    from PIL import ImageFile
+
+    plain, turned = _png(two_colour()), _turned_png("exif before")
+
+    def refuse(image):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    assert size(plain) == (40, 20) and size(turned) == (20, 40)
+    monkeypatch.undo()
+    # With EXIF after the pixels, only decoding finds it, as Pillow does.
+    decoded = []
+    original = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(1) or original(image))
+    assert size(_turned_png("exif after")) == (20, 40) and decoded
+
+
+def test_the_end_of_a_jpeg_scan_is_found_as_byte_by_byte():
+    import random
+
+    from publisher.images import _scan_end
+
+    def byte_by_byte(data: bytes, i: int) -> int:
+        j = i
+        while j + 1 < len(data) and not (data[j] == 0xFF and data[j + 1] != 0 and not 0xD0 <= data[j + 1] <= 0xD7):
+            j += 1
+        return j
+
+    chooser = random.Random(8)
+    alphabet = [0x00, 0x12, 0xD0, 0xD7, 0xD8, 0xD9, 0xFF, 0xFF, 0xFF]
+    for _ in range(1000):
+        data = bytes(chooser.choice(alphabet) for _ in range(chooser.randrange(0, 12)))
+        for start in range(len(data) + 2):
+            assert _scan_end(data, start) == byte_by_byte(data, start), (data, start)
