@@ -285,6 +285,43 @@ def test_every_email_fits_600_and_375_pixels_in_chromium(built, browser, tmp_pat
     assert len(list(ARTIFACTS.glob("*.png"))) == 3 * len(documents(tree))
 
 
+# What a reader sees of each element: the web copy styles it from its stylesheet, the email from
+# the style attributes css-inline wrote, and the two must agree.
+_LOOKS = ("fontFamily", "fontSize", "fontWeight", "lineHeight", "color", "backgroundColor", "marginTop",
+          "marginBottom", "paddingTop", "paddingLeft", "borderBottomColor", "borderLeftWidth", "textDecorationLine",
+          "textTransform", "width")
+_LOOKED_AT = (".masthead, .site-name, .section-title, .entry, .label, .entry-title, .entry-title a, .meta, "
+              ".body, .body p, .body li, .body h2, .body blockquote, .body td, .body a, .action, .action-title, "
+              ".button, .button-cell, .footer, .footer p, .footer a, .card, .container")
+
+
+def _looks(browser, page: Path) -> list:
+    browser.get(page.as_uri())
+    return browser.execute_script(
+        "const names = arguments[1];"
+        "return [...document.querySelectorAll(arguments[0])].map(e => {"
+        "  const style = getComputedStyle(e); return [e.className, e.tagName, ...names.map(n => style[n])]; });",
+        _LOOKED_AT, list(_LOOKS))
+
+
+@pytest.mark.parametrize("message", [f"newsletter/en/{WEEK}/issue", "alerts/en/stop-the-raids/alert"])
+def test_the_web_copy_looks_as_the_email_does_in_chromium(built, browser, tmp_path, message):
+    _, tree = built
+    folder = message.rsplit("/", 1)[0]
+    email, web = tmp_path / "email.html", tmp_path / "web.html"
+    email.write_text(email_html(tree[f"{message}.eml"]), encoding="utf-8")
+    web.write_text(tree[f"{folder}/index.html"].decode(), encoding="utf-8")
+    assert 'style="' not in web.read_text(encoding="utf-8").split("<body", 1)[1]  # styled by its stylesheet
+    for width in (600, 375):
+        for scheme in ("light", "dark"):
+            _resize(browser, width, 800)
+            browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                    {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+            seen = _looks(browser, email)
+            assert len(seen) > 20 and seen == _looks(browser, web), (message, width, scheme)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
 def _resize(browser, width: int, height: int) -> None:
     """Make the viewport `width` CSS pixels wide (windows cannot be narrower than 500), a phone below 600."""
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
