@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -72,9 +73,10 @@ def timed(passes: int, works: dict[str, Callable[[], object]]) -> dict[str, tupl
     return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in works}
 
 
-def render_full(source: str, folder: str) -> markup.Rendered:
-    """render_markdown as it was before the sniffing: every extension and pattern on every text."""
-    body = markup.sanitize(markup.to_html(clean_text(source), folder, markup.FULL))
+def render(source: str, folder: str, flavour: markup.Flavour | None, sniffing: bool) -> markup.Rendered:
+    """render_markdown with a given flavour (None: the text's own), and without markup._SniffingInline
+    (every pattern tried on every piece of text, as the library does) if not `sniffing`."""
+    body = markup.sanitize(markup.to_html(clean_text(source), folder, flavour, sniffing))
     return markup.Rendered(body, markup.first_paragraph(body))
 
 
@@ -87,12 +89,16 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def throughput(bodies: list[Body], runs: int) -> None:
-    renderings = {"render_markdown": markup.render_markdown, "full configuration": render_full}
-    for name, render in renderings.items():
-        if any(render(*b) != markup.render_markdown(*b) for b in bodies[:50]):  # also warms the caches
+    renderings = {
+        "render_markdown": markup.render_markdown,
+        "render_markdown, the library's inline loop": partial(render, flavour=None, sniffing=False),
+        "full configuration (no sniffing of either kind)": partial(render, flavour=markup.FULL, sniffing=False),
+    }
+    for name, rendering in renderings.items():
+        if any(rendering(*b) != markup.render_markdown(*b) for b in bodies[:50]):  # also warms the caches
             raise SystemExit(f"{name} renders differently from render_markdown")
-    times = timed(runs, {name: (lambda render=render: [render(*b) for b in bodies])
-                         for name, render in renderings.items()})
+    times = timed(runs, {name: (lambda rendering=rendering: [rendering(*b) for b in bodies])
+                         for name, rendering in renderings.items()})
     n = len(bodies)
     print_table(["rendering", "entries/s (CPU)", "entries/s (wall)", "ms/entry"],
                 [[name, f"{n / cpu:.0f}", f"{n / wall:.0f}", f"{1000 * cpu / n:.2f}"]

@@ -23,7 +23,8 @@ from xml.etree import ElementTree
 import markdown
 import nh3
 from markdown.extensions.toc import slugify_unicode
-from markdown.treeprocessors import Treeprocessor, UnescapeTreeprocessor
+from markdown.treeprocessors import InlineProcessor, Treeprocessor, UnescapeTreeprocessor
+from markdown.util import AtomicString
 
 from publisher.text import clean_text
 from publisher.tracking import strip_tracking
@@ -178,6 +179,52 @@ _PATTERN_NEEDS = {
 _NEEDLES = frozenset(needle for needs in _PATTERN_NEEDS.values() for needle in needs)
 
 
+# What one piece of text (a paragraph's, an item's, a heading's) must contain for each pattern's
+# expression to match in it; Python-Markdown tries every pattern on every piece, most in vain.
+_MATCH_NEEDS = {
+    "backtick": ("`",), "escape": ("\\",), "footnote": ("[",), "reference": ("[",), "link": ("[",),
+    "image_link": ("[",), "image_reference": ("[",), "short_reference": ("[",), "short_image_ref": ("[",),
+    "autolink": ("<",), "automail": ("<",), "html": ("<",), "entity": ("&",), "linebreak": ("  \n",),
+    "em_strong": ("*", "_"),
+}
+_INLINE_PRIORITY = 20  # where markdown.treeprocessors.build_treeprocessors puts "inline"
+_FOOTNOTE = ("footnote", r"\[\^([^\]]*)\]")
+_MATCH_REGEX = {name: regex for name, regex in [*_PATTERN_NEEDS, _FOOTNOTE]}
+
+
+class _SniffingInline(InlineProcessor):
+    """Python-Markdown's inline processor, passing over a pattern whose expression cannot match.
+
+    `_InlineProcessor__handleInline` is the library's private loop over the patterns, the same
+    but for that test: a pattern that cannot match is what the library finds it to be, not
+    matched (tests/test_markdown_fast.py compares the HTML with the library's own processor,
+    and pins the loop's source). A pattern it does not know is tried as always.
+    """
+
+    def __init__(self, md: markdown.Markdown, needs: dict[object, tuple[str, ...]]):
+        super().__init__(md)
+        self.needs = needs  # pattern object -> strings of which one must occur
+        self.sniffed: list[tuple[object, tuple[str, ...] | None]] = []
+
+    def run(self, tree, ancestors=None):
+        self.sniffed = [(pattern, self.needs.get(pattern)) for pattern in self.inlinePatterns]
+        return super().run(tree, ancestors)
+
+    def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:  # noqa: N802, N803
+        if isinstance(data, AtomicString):
+            return data
+        start = 0
+        while patternIndex < len(self.sniffed):
+            pattern, needles = self.sniffed[patternIndex]
+            if needles is not None and not any(needle in data for needle in needles):
+                matched, start = False, 0  # what __applyPattern returns when nothing matches
+            else:
+                data, matched, start = self._InlineProcessor__applyPattern(pattern, data, patternIndex, start)
+            if not matched:
+                patternIndex += 1
+        return data
+
+
 def flavour_of(text: str) -> Flavour:
     """Return the configuration that renders `text` exactly as the full one does, and faster."""
     if "\x02" in text or "\x03" in text:
@@ -193,7 +240,7 @@ def flavour_of(text: str) -> Flavour:
 class _Converter:
     """One Markdown instance configured for a flavour, with our link resolver added."""
 
-    def __init__(self, flavour: Flavour) -> None:
+    def __init__(self, flavour: Flavour, sniffing: bool = True) -> None:
         configs = {name: EXTENSION_CONFIGS[name] for name in flavour.extensions if name in EXTENSION_CONFIGS}
         if not flavour.toc_marker and "toc" in configs:
             # Nothing to replace by a table of contents, so none to build (its ids are set all the same).
@@ -207,6 +254,10 @@ class _Converter:
         tree = self.md.treeprocessors
         if "unescape" in flavour.skipped and "unescape" in tree and isinstance(tree["unescape"], UnescapeTreeprocessor):
             tree.deregister("unescape")
+        if sniffing and type(tree["inline"]) is InlineProcessor:
+            needs = {patterns[name]: needles for name, needles in _MATCH_NEEDS.items()
+                     if name in patterns and patterns[name].pattern == _MATCH_REGEX[name]}
+            tree.register(_SniffingInline(self.md, needs), "inline", _INLINE_PRIORITY)
         self.links = _LocalLinks(self.md)
         self.md.treeprocessors.register(self.links, "local_links", 5)
 
@@ -223,10 +274,11 @@ class _Converter:
 _converter = functools.lru_cache(maxsize=64)(_Converter)
 
 
-def to_html(text: str, folder: str = "/", flavour: Flavour | None = None) -> str:
-    """Convert Markdown to unsanitised HTML, with `flavour` or else the one `text` needs."""
+def to_html(text: str, folder: str = "/", flavour: Flavour | None = None, sniffing: bool = True) -> str:
+    """Convert Markdown to unsanitised HTML, with `flavour` or else the one `text` needs (and without
+    _SniffingInline if not `sniffing`: the tests' reference)."""
     try:
-        return _converter(flavour or flavour_of(text)).convert(text, folder)
+        return _converter(flavour or flavour_of(text), sniffing).convert(text, folder)
     except BaseException:
         # A conversion that fails half-way (a RecursionError on deep nesting) leaves its block
         # parser in a list or quote state that reset() keeps, and every later text would lose

@@ -1,7 +1,8 @@
 """The per-text Markdown configuration (markup.flavour_of) renders exactly what the full one does.
 
-Every body we know is converted twice, with the flavour its text gets and with the full
-configuration, and the HTML (or the error) must be the same: the sample site, the golden site,
+Every body we know is converted three times, with the flavour its text gets, with the full
+configuration, and with the full configuration and Python-Markdown's own inline processor
+(not markup._SniffingInline), and the HTML (or the error) must be the same: the sample site, the golden site,
 the hostile corpus, the XSS vectors, snippets that put each extension's syntax in odd places,
 random mixtures of those, random strings of syntax characters, and a generated corpus.
 """
@@ -168,15 +169,16 @@ def hostile_texts(limit: int = 1000) -> list[str]:
     return texts
 
 
-def outcome(text: str, flavour: markup.Flavour | None) -> str:
+def outcome(text: str, flavour: markup.Flavour | None, sniffing: bool = True) -> str:
     try:
-        return markup.to_html(text, "/2017/", flavour)
+        return markup.to_html(text, "/2017/", flavour, sniffing)
     except Exception as exc:  # noqa: BLE001 - a failure must be the same failure, whatever it is
         return f"raised {type(exc).__name__}"
 
 
 def assert_same_as_full(texts: list[str]) -> None:
-    different = [text for text in texts if outcome(text, None) != outcome(text, markup.FULL)]
+    different = [text for text in texts
+                 if not outcome(text, None) == outcome(text, markup.FULL) == outcome(text, markup.FULL, sniffing=False)]
     assert not different, f"{len(different)} of {len(texts)} differ, e.g. {different[0][:300]!r}"
 
 
@@ -237,3 +239,30 @@ def test_a_plain_entry_gets_a_small_flavour():
     assert not flavour.toc_marker
     assert {"backtick", "escape", "reference", "html", "entity", "linebreak", "unescape"} <= flavour.skipped
     assert not {"link", "em_strong"} & flavour.skipped
+
+
+def test_the_inline_loop_sniffing_copies_is_the_librarys():
+    # _SniffingInline replaces InlineProcessor.__handleInline with a copy plus one test; a library
+    # that changes the loop must be looked at again (the comparisons above would likely fail too).
+    import hashlib
+    import inspect
+
+    from markdown.treeprocessors import InlineProcessor
+
+    source = inspect.getsource(InlineProcessor._InlineProcessor__handleInline)
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == "fe27babc114aed0a", source
+
+
+def test_sniffing_knows_every_pattern_and_skips_text_without_syntax():
+    converter = markup._converter(markup.FULL)
+    inline = converter.md.treeprocessors["inline"]
+    assert isinstance(inline, markup._SniffingInline)
+    assert len(inline.needs) == len(converter.md.inlinePatterns)  # no pattern tried on every text
+    tried = []
+    apply = inline._InlineProcessor__applyPattern
+    inline._InlineProcessor__applyPattern = lambda *args: tried.append(args[1]) or apply(*args)
+    try:
+        converter.convert("## A heading\n\nPlain words only.\n\n- an item\n\nSome *emphasis* here.", "/")
+    finally:
+        del inline._InlineProcessor__applyPattern
+    assert tried and all("*" in text for text in tried)  # only the paragraph with syntax
