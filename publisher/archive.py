@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import babel
 
 from publisher import feeds
-from publisher.content import Entry, place_digest
+from publisher.content import Entry
 from publisher.issues import issue_dir, published_issues
 from publisher.markup import relink
 from publisher.templates import Templates, text_direction
@@ -75,10 +75,11 @@ def units(site: Site, templates: Templates, keys: Keys) -> Iterator[Unit]:
 def sitemap_inputs(site: Site) -> bytes:
     """Return what the sitemap shows of each entry (address, last change, translations, tags: their pages) as bytes.
 
-    Each entry stands for its place_digest of exactly those fields, made when it was rendered:
-    10,000 entries read at C speed, and an edit of a body or a title leaves the key as it was.
+    Each entry stands for its place (content.place_digest of exactly those fields, made with the
+    entry and kept by the cache): 10,000 entries read at C speed, and an edit of a body or a
+    title leaves the key as it was.
     """
-    return b"".join([entry.place or place_digest(entry) for entry in site.entries])
+    return b"".join([entry.place for entry in site.entries])
 
 
 def _entry_page(site: Site, templates: Templates, entry: Entry) -> list[tuple[str, bytes]]:

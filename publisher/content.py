@@ -111,7 +111,12 @@ class Entry:
     # 10,000 entries they would be hundreds of MB in memory, and most builds need few of them.
     stored: Stored | None = field(default=None, compare=False, repr=False)
     fingerprint: bytes = field(default=b"", compare=False, repr=False)  # digest of everything the entry was made from
-    place: bytes = field(default=b"", compare=False, repr=False)  # place_digest(self), made when it is rendered
+    place: bytes = field(init=False, compare=False, repr=False)  # place_digest(self)
+
+    def __post_init__(self) -> None:
+        # Made with the entry, so no copy (dataclasses.replace) can keep a stale one; the cache's
+        # rows keep it, as they keep every field (records fills an entry without __init__).
+        object.__setattr__(self, "place", place_digest(self))
 
     @property
     def body(self) -> str:

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from publisher import collector, images, parallel, records, redaction
 from publisher.config import CONFIG_NAME, Config
-from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry, place_digest
+from publisher.content import Entry, SourceFile, Stored, entry_files, find_collisions, parse_entry
 from publisher.markup import render_markdown
 from publisher.problems import EditorError, Problem
 from publisher.stamp import stat_signature
@@ -208,8 +208,8 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
     entry, problems = parse_entry(rel, raw, config)
     name = Path(rel).relative_to(config.content_dir).as_posix()
     problems = problems + redaction.scan_entry(rel, name, raw.decode("utf-8", errors="replace"), redactions)
-    if entry is None or entry.retracted:  # a retraction's notice is rendered from a template later
-        return entry and dataclasses.replace(entry, place=place_digest(entry)), problems, ()
+    if entry is None or entry.retracted:
+        return entry, problems, ()  # a retraction's notice is rendered from a template later
     try:
         rendered = render_markdown(entry.body, source_folder(entry, config))
     except (RecursionError, RuntimeError, ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
@@ -221,8 +221,7 @@ def process_file(rel: str, raw: bytes, config: Config, redactions: RedactionList
     # Every local file its outputs show: the body's images and the front matter's (templates size it).
     shown = set(images.local_sources(body)) | ({entry.image} if entry.image else set())
     depends = tuple((src, digests.of(src)) for src in sorted(shown))
-    entry = dataclasses.replace(entry, rendered=body, summary=entry.summary or rendered.first_paragraph,
-                                place=place_digest(entry))
+    entry = dataclasses.replace(entry, rendered=body, summary=entry.summary or rendered.first_paragraph)
     return entry, problems, depends
 
 

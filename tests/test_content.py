@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+
 import pytest
 from conftest import entry_text
 
@@ -178,7 +181,9 @@ def test_the_place_digest_follows_what_the_sitemap_shows_and_not_the_body_or_tit
     def place(**fields) -> bytes:
         site.entry("2023/a.md", **{"title": "A", "date": "2023-07-20T10:00:00+04:00", "tags": "[police]", **fields})
         (entry,), _ = load_rendered(site.config)
-        assert entry.place == place_digest(entry)  # made when it was rendered, and kept by the cache
+        assert entry.place == place_digest(entry)  # made with the entry, and kept by the cache
+        moved = dataclasses.replace(entry, date=entry.date + timedelta(days=1))
+        assert moved.place == place_digest(moved) != entry.place  # a copy makes its own
         return entry.place
 
     first = place(body="First words.")
