@@ -99,9 +99,13 @@ def measure(command: list[str], cwd: Path | None = None, env: dict | None = None
     return Run(wall, usage.ru_maxrss / 1024)
 
 
-def discarded(work: Path) -> Path:
-    """The folder old outputs are moved to, on the work folder's file system."""
-    return work / "discarded"
+DISCARDED = "discarded"  # in the work folder: where old outputs wait to be deleted, after the runs
+
+
+def set_aside(work: Path, prefix: str = "") -> Path:
+    """Return a new empty folder for something to delete after the runs, on the work folder's file system."""
+    (work / DISCARDED).mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=work / DISCARDED))
 
 
 def generate(n: int, layout: str, out: Path) -> Path:
@@ -138,9 +142,7 @@ class Publisher:
         run slowed it as much as the write-back does (see measure)."""
         for name in ("output", "state"):
             if (self.site / name).exists():
-                aside = discarded(self.site.parent)
-                aside.mkdir(exist_ok=True)
-                os.rename(self.site / name, Path(tempfile.mkdtemp(dir=aside)) / name)
+                os.rename(self.site / name, set_aside(self.site.parent) / name)
 
     def cold(self) -> Run:
         self.clean()
@@ -155,9 +157,7 @@ class Publisher:
     def check_warm_equals_cold(self) -> None:
         """Build warm, then cold in a copy, and insist on identical trees."""
         warm = tree_digest(self.site / "output")
-        aside = discarded(self.site.parent)
-        aside.mkdir(exist_ok=True)
-        copy = Path(tempfile.mkdtemp(prefix="cold-", dir=aside))  # deleted with the old outputs
+        copy = set_aside(self.site.parent, "cold-")
         shutil.copytree(self.site / "content", copy / "content")
         shutil.copy(self.site / "publisher.toml", copy)
         measure([sys.executable, "-m", "publisher", "build", "--now", NOW], cwd=copy)
@@ -258,7 +258,7 @@ def main() -> int:
         rows += bench_publisher(n, work, runs)
         if not (args.quick or args.no_peers):
             rows += bench_pelican(n, work, runs) + bench_hugo(n, work, runs)
-    shutil.rmtree(discarded(work), ignore_errors=True)
+    shutil.rmtree(work / DISCARDED, ignore_errors=True)
     print_table(rows)
     print(f"\nwarm builds matched cold builds byte for byte; corpora in {work}")
     print(MARKDOWN_FEATURES)
