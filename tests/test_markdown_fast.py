@@ -254,10 +254,15 @@ def test_the_inline_loop_sniffing_copies_is_the_librarys():
 
 
 def test_sniffing_knows_every_pattern_and_skips_text_without_syntax():
+    from markdown.treeprocessors import InlineProcessor
+
     converter = markup._converter(markup.FULL)
     inline = converter.md.treeprocessors["inline"]
     assert isinstance(inline, markup._SniffingInline)
     assert len(inline.needs) == len(converter.md.inlinePatterns)  # no pattern tried on every text
+    stock = markup._converter(markup.FULL, False).md.treeprocessors
+    assert [type(t) for t in converter.md.treeprocessors] == [  # it runs where the library's would
+        markup._SniffingInline if type(t) is InlineProcessor else type(t) for t in stock]
     tried = []
     apply = inline._InlineProcessor__applyPattern
     inline._InlineProcessor__applyPattern = lambda *args: tried.append(args[1]) or apply(*args)
