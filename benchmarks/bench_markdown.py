@@ -74,8 +74,8 @@ def timed(passes: int, works: dict[str, Callable[[], object]]) -> dict[str, tupl
 
 
 def render(source: str, folder: str, flavour: markup.Flavour | None, sniffing: bool) -> markup.Rendered:
-    """render_markdown with a given flavour (None: the text's own), and without markup._SniffingInline
-    (every pattern tried on every piece of text, as the library does) if not `sniffing`."""
+    """render_markdown with a given flavour (None: the text's own), and if not `sniffing` as the library
+    runs it: every inline pattern tried on every piece of text, every block processor's test searching every block."""
     body = markup.sanitize(markup.to_html(clean_text(source), folder, flavour, sniffing))
     return markup.Rendered(body, markup.first_paragraph(body))
 
@@ -91,7 +91,7 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 def throughput(bodies: list[Body], runs: int) -> None:
     renderings = {
         "render_markdown": markup.render_markdown,
-        "render_markdown, the library's inline loop": partial(render, flavour=None, sniffing=False),
+        "render_markdown, the library's inline loop and block tests": partial(render, flavour=None, sniffing=False),
         "full configuration (no sniffing of either kind)": partial(render, flavour=markup.FULL, sniffing=False),
     }
     for name, rendering in renderings.items():

@@ -8,6 +8,8 @@ on text that cannot contain their syntax. So each text is converted with a `Flav
 configuration minus the parts that need characters the text does not contain. A part is left
 out only when it cannot act on such text, so the HTML is byte-identical to the full
 configuration's (tests/test_markdown_fast.py compares the two on every kind of input we know).
+Within a conversion, inline patterns and block processors are passed over, in the same way,
+on each piece of text that lacks what they need.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import html
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -24,7 +27,7 @@ import markdown
 import nh3
 from markdown.extensions.toc import slugify_unicode
 from markdown.treeprocessors import InlineProcessor, Treeprocessor, UnescapeTreeprocessor
-from markdown.util import AtomicString
+from markdown.util import AtomicString, Registry
 
 from publisher.text import clean_text
 from publisher.tracking import strip_tracking
@@ -225,6 +228,44 @@ class _SniffingInline(InlineProcessor):
         return data
 
 
+# What a block must contain for a block processor to take it, by the processor's name, the
+# attribute holding the expression it searches for and that expression (a library that changes
+# any of them keeps the processor as it is). Python-Markdown asks each processor in turn about
+# every block, and most blocks are paragraphs, which only the last one takes. The reference
+# processor's test takes every block: its run searches it, and hands back one that does not match.
+_BLOCK_NEEDS = {
+    ("hashheader", "RE", r"(?:^|\n)(?P<level>#{1,6})(?P<header>(?:\\.|[^\\#]|#+(?=[^#\n]))*?)#*(?:\n|$)"): ("#",),
+    ("setextheader", "RE", r"^.*?\n(?:=+|-+)[ ]*(\n|$)"): ("\n=", "\n-"),
+    ("hr", "SEARCH_RE", r"^[ ]{0,3}(?=(?P<atomicgroup>(-+[ ]{0,2}){3,}|(_+[ ]{0,2}){3,}|(\*+[ ]{0,2}){3,}))"
+                        r"(?P=atomicgroup)[ ]*$"): ("-", "_", "*"),
+    ("quote", "RE", r"(^|\n)[ ]{0,3}>[ ]?(.*)"): (">",),
+    ("reference", "RE", r"^[ ]{0,3}\[([^\[\]]*)\]:[ ]*(?:\n[ ]*)?([^\s]+)[ ]*(?:\n[ ]*)?"
+                        r'((["\'])(.*)\4[ ]*|\((.*)\)[ ]*)?$'): ("]:",),
+}
+
+
+def _sniff_blocks(processors: Registry) -> list[str]:
+    """Give each known block processor a test that says no, without searching, to a block lacking what it needs;
+    return their names."""
+    sniffed = []
+    for (name, attribute, regex), needles in _BLOCK_NEEDS.items():
+        processor = processors[name] if name in processors else None
+        expression = getattr(processor, attribute, None)
+        if expression is not None and expression.pattern == regex:
+            processor.test = _sniffed_test(processor.test, needles)
+            sniffed.append(name)
+    return sniffed
+
+
+def _sniffed_test(test: Callable[[ElementTree.Element, str], bool], needles: tuple[str, ...]
+                  ) -> Callable[[ElementTree.Element, str], bool]:
+    """Return `test`, asked only about a block in which one of the needles occurs (False for any other)."""
+    if len(needles) == 1:
+        needle = needles[0]
+        return lambda parent, block: needle in block and test(parent, block)
+    return lambda parent, block: any(map(block.__contains__, needles)) and test(parent, block)
+
+
 def flavour_of(text: str) -> Flavour:
     """Return the configuration that renders `text` exactly as the full one does, and faster."""
     if "\x02" in text or "\x03" in text:
@@ -238,7 +279,8 @@ def flavour_of(text: str) -> Flavour:
 
 
 class _Converter:
-    """One Markdown instance configured for a flavour, with our link resolver added."""
+    """One Markdown instance configured for a flavour, with our link resolver added (and, if `sniffing`,
+    its inline patterns and block processors tried only on text that has what they need)."""
 
     def __init__(self, flavour: Flavour, sniffing: bool = True) -> None:
         configs = {name: EXTENSION_CONFIGS[name] for name in flavour.extensions if name in EXTENSION_CONFIGS}
@@ -258,6 +300,8 @@ class _Converter:
             needs = {patterns[name]: needles for name, needles in _MATCH_NEEDS.items()
                      if name in patterns and patterns[name].pattern == _MATCH_REGEX[name]}
             tree.register(_SniffingInline(self.md, needs), "inline", _INLINE_PRIORITY)
+        if sniffing:
+            _sniff_blocks(self.md.parser.blockprocessors)
         self.links = _LocalLinks(self.md)
         self.md.treeprocessors.register(self.links, "local_links", 5)
 
@@ -275,8 +319,8 @@ _converter = functools.lru_cache(maxsize=64)(_Converter)
 
 
 def to_html(text: str, folder: str = "/", flavour: Flavour | None = None, sniffing: bool = True) -> str:
-    """Convert Markdown to unsanitised HTML, with `flavour` or else the one `text` needs (and without
-    _SniffingInline if not `sniffing`: the tests' reference)."""
+    """Convert Markdown to unsanitised HTML, with `flavour` or else the one `text` needs (and, if not
+    `sniffing`, without _SniffingInline and the sniffed block tests: the tests' reference)."""
     try:
         return _converter(flavour or flavour_of(text), sniffing).convert(text, folder)
     except BaseException:

@@ -1,8 +1,9 @@
 """The per-text Markdown configuration (markup.flavour_of) renders exactly what the full one does.
 
 Every body we know is converted three times, with the flavour its text gets, with the full
-configuration, and with the full configuration and Python-Markdown's own inline processor
-(not markup._SniffingInline), and the HTML (or the error) must be the same: the sample site, the golden site,
+configuration, and with the full configuration as Python-Markdown runs it (its own inline
+processor, not markup._SniffingInline, and block processors whose tests search every block),
+and the HTML (or the error) must be the same: the sample site, the golden site,
 the hostile corpus, the XSS vectors, snippets that put each extension's syntax in odd places,
 random mixtures of those, random strings of syntax characters, and a generated corpus.
 """
@@ -271,3 +272,37 @@ def test_sniffing_knows_every_pattern_and_skips_text_without_syntax():
     finally:
         del inline._InlineProcessor__applyPattern
     assert tried and all("*" in text for text in tried)  # only the paragraph with syntax
+
+
+def test_the_block_processors_sniffed_are_the_ones_python_markdown_has():
+    # A processor whose expression changed is asked about every block (slower, still right): time to look again.
+    processors = markup._converter(markup.FULL).md.parser.blockprocessors
+    unsniffed = [name for name, _, _ in markup._BLOCK_NEEDS if "test" not in vars(processors[name])]
+    assert not unsniffed, f"Python-Markdown changed {unsniffed}: check what they need and update markup._BLOCK_NEEDS"
+    stock = markup._converter(markup.FULL, False).md.parser.blockprocessors
+    assert not any("test" in vars(processor) for processor in stock)  # the reference is the library's own
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in markup._BLOCK_NEEDS])
+def test_the_snippets_need_every_block_processor_sniffed(name):
+    # Otherwise the comparisons above would prove nothing about that processor's needles.
+    converter = markup._Converter(markup.FULL, sniffing=False)
+    converter.md.parser.blockprocessors[name].test = lambda parent, block: False
+    assert any(converter.convert(text, "/2017/") != outcome(text, markup.FULL) for text in TRICKY)
+
+
+def test_block_processors_are_asked_only_about_blocks_with_their_syntax(monkeypatch):
+    from markdown import blockprocessors
+
+    asked = []
+    for kind in (blockprocessors.HashHeaderProcessor, blockprocessors.SetextHeaderProcessor,
+                 blockprocessors.HRProcessor, blockprocessors.BlockQuoteProcessor, blockprocessors.ReferenceProcessor):
+        test = kind.test
+        monkeypatch.setattr(kind, "test", lambda self, parent, block, test=test: asked.append(type(self)) or test(
+            self, parent, block))
+    converter = markup._Converter(markup.FULL)
+    assert converter.convert("Plain words only.\n\nAnother paragraph, with no syntax.", "/") == (
+        "<p>Plain words only.</p>\n<p>Another paragraph, with no syntax.</p>")
+    assert asked == []
+    converter.convert("# A heading", "/")
+    assert asked == [blockprocessors.HashHeaderProcessor]
