@@ -219,10 +219,14 @@ class _SniffingInline(InlineProcessor):
         start = 0
         while patternIndex < len(self.sniffed):
             pattern, needles = self.sniffed[patternIndex]
-            if needles is not None and not any(needle in data for needle in needles):
-                matched, start = False, 0  # what __applyPattern returns when nothing matches
-            else:
-                data, matched, start = self._InlineProcessor__applyPattern(pattern, data, patternIndex, start)
+            if needles is not None:
+                for needle in needles:  # a loop, not any(): this runs for every pattern and piece of text
+                    if needle in data:
+                        break
+                else:
+                    patternIndex, start = patternIndex + 1, 0  # as when __applyPattern finds no match
+                    continue
+            data, matched, start = self._InlineProcessor__applyPattern(pattern, data, patternIndex, start)
             if not matched:
                 patternIndex += 1
         return data
