@@ -565,14 +565,22 @@ MAX_DEPTH = 100
 MAX_BODY = 2_000_000
 
 
+BRACKETS = (("[", "]"), ("(", ")"), ("<", ">"))
+_DEEP_LINE = re.compile(r"^[ >\t]{%d}" % (MAX_DEPTH + 1), re.MULTILINE)  # a line nested too deep
+
+
 def too_complex(body: str) -> Iterable[tuple[int, str]]:
     """Find text Markdown would take minutes to render: (line offset, message) for each place."""
     if len(body) > MAX_BODY:
         yield 0, f"the body has {len(body):,} characters; split it into entries under {MAX_BODY:,}"
         return
+    # A paragraph has no more unmatched openers than the body has openers: most bodies need no closer look.
+    brackets = [(opener, closer) for opener, closer in BRACKETS if body.count(opener) > MAX_UNMATCHED]
+    if not brackets and not _DEEP_LINE.search(body):
+        return
     offset = 0
     for block in body.split("\n\n"):
-        for opener, closer in (("[", "]"), ("(", ")"), ("<", ">")):
+        for opener, closer in brackets:
             unmatched = block.count(opener) - block.count(closer)
             if unmatched > MAX_UNMATCHED:
                 yield offset, (f"this paragraph has {unmatched} unmatched '{opener}', too many to render; "

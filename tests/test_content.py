@@ -161,6 +161,36 @@ def test_text_markdown_cannot_render_in_time_is_reported(site, body, line, messa
     assert [(p.line, p.message) for p in site.check() if not p.warning] == [(line, message)]
 
 
+def test_the_quick_look_at_a_body_finds_what_looking_at_every_paragraph_finds():
+    """too_complex passes over a body with few openers and no deep line; a look at each paragraph finds the same."""
+    import random
+
+    from publisher.content import BRACKETS, MAX_DEPTH, MAX_UNMATCHED, too_complex
+
+    def every_paragraph(body):
+        offset = 0
+        for block in body.split("\n\n"):
+            for opener, closer in BRACKETS:
+                if block.count(opener) - block.count(closer) > MAX_UNMATCHED:
+                    yield offset, opener
+            for number, line in enumerate(block.split("\n")):
+                if len(line) - len(line.lstrip(" >\t")) > MAX_DEPTH:
+                    yield offset + number, "deep"
+                    break
+            offset += block.count("\n") + 2
+
+    rng = random.Random(8)
+    pieces = ["[", "]", "(", ")", "<", ">", " ", "\t", "\n", "\n\n", "x", "> " * 30, "[" * 40, "(" * 60, " " * 99]
+    bodies = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))) for _ in range(3000)]
+    bodies += ["a\n" + " " * 100 + "x", "a\n" + " " * 101 + "x", "[" * 101, "[" * 100, "\n\n".join(["[" * 60] * 2)]
+    found = 0
+    for body in bodies:
+        quick = [(offset, message.split("'")[1] if "'" in message else "deep") for offset, message in too_complex(body)]
+        assert quick == list(every_paragraph(body)), body
+        found += bool(quick)
+    assert 100 < found < len(bodies) - 100  # both kinds of body were tried
+
+
 def test_many_well_formed_links_are_fine(site):
     body = " ".join(f"[a{i}](https://x.org/{i}) (see [{i}])" for i in range(500))
     site.write("content/links.md", GOOD.replace("body\n", body + "\n"))
