@@ -248,17 +248,13 @@ _BLOCK_NEEDS = {
 }
 
 
-def _sniff_blocks(processors: Registry) -> list[str]:
-    """Give each known block processor a test that says no, without searching, to a block lacking what it needs;
-    return their names."""
-    sniffed = []
+def _sniff_blocks(processors: Registry) -> None:
+    """Give each known block processor a test that says no, without searching, to a block lacking what it needs."""
     for (name, attribute, regex), needles in _BLOCK_NEEDS.items():
         processor = processors[name] if name in processors else None
         expression = getattr(processor, attribute, None)
         if expression is not None and expression.pattern == regex:
             processor.test = _sniffed_test(processor.test, needles)
-            sniffed.append(name)
-    return sniffed
 
 
 def _sniffed_test(test: Callable[[ElementTree.Element, str], bool], needles: tuple[str, ...]
