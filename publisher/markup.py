@@ -296,11 +296,11 @@ class _Converter:
         tree = self.md.treeprocessors
         if "unescape" in flavour.skipped and "unescape" in tree and isinstance(tree["unescape"], UnescapeTreeprocessor):
             tree.deregister("unescape")
-        if sniffing and type(tree["inline"]) is InlineProcessor:
-            needs = {patterns[name]: needles for name, needles in _MATCH_NEEDS.items()
-                     if name in patterns and patterns[name].pattern == _MATCH_REGEX[name]}
-            tree.register(_SniffingInline(self.md, needs), "inline", _INLINE_PRIORITY)
         if sniffing:
+            if type(tree["inline"]) is InlineProcessor:
+                needs = {patterns[name]: needles for name, needles in _MATCH_NEEDS.items()
+                         if name in patterns and patterns[name].pattern == _MATCH_REGEX[name]}
+                tree.register(_SniffingInline(self.md, needs), "inline", _INLINE_PRIORITY)
             _sniff_blocks(self.md.parser.blockprocessors)
         self.links = _LocalLinks(self.md)
         self.md.treeprocessors.register(self.links, "local_links", 5)
