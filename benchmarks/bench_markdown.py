@@ -92,7 +92,7 @@ def throughput(bodies: list[Body], runs: int) -> None:
     renderings = {
         "render_markdown": markup.render_markdown,
         "render_markdown, the library's inline loop and block tests": partial(render, flavour=None, sniffing=False),
-        "full configuration (no sniffing of either kind)": partial(render, flavour=markup.FULL, sniffing=False),
+        "full configuration, as the library runs it (no sniffing at all)": partial(render, flavour=markup.FULL, sniffing=False),
     }
     for name, rendering in renderings.items():
         if any(rendering(*b) != markup.render_markdown(*b) for b in bodies[:50]):  # also warms the caches
