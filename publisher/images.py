@@ -14,6 +14,7 @@ import re
 import stat
 import struct
 import warnings
+import zlib
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -64,6 +65,11 @@ def clean(data: bytes, kind: str) -> bytes:
 
 def size(data: bytes) -> tuple[int, int]:
     """Return (width, height) as a browser shows the image, after its EXIF orientation."""
+    plain = _plain_png_size(data)
+    return plain if plain is not None else _size_by_pillow(data)
+
+
+def _size_by_pillow(data: bytes) -> tuple[int, int]:
     image = _open(data, None)
     width, height = image.size
     return (height, width) if _orientation(image, data) in _TURNED else (width, height)
@@ -266,6 +272,62 @@ def _png_metadata_first(data: bytes) -> bool:
     except BadImage:
         return False  # damaged: leave it to Pillow, as before
     return True
+
+
+# (bit depth, colour type) pairs the PNG specification allows; Pillow opens each of them.
+_PNG_DEPTHS = {(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (1, 3), (2, 3), (4, 3), (8, 3),
+               (8, 4), (16, 4), (8, 6), (16, 6)}
+# Chunks Pillow reads on opening that fail when shorter than this (it skips, after checking
+# their CRC, chunks it has no reader for); any other chunk it reads, such as iCCP, and the
+# animation chunks, leave the size to Pillow.
+_PNG_MINIMUM = {b"PLTE": 0, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9, b"tRNS": 0}
+_PNG_READ_BY_PILLOW = {b"iCCP", b"acTL", b"fcTL", b"fdAT"} | _PNG_METADATA
+_CHUNK_TYPE = re.compile(rb"\w{4}\Z")
+
+
+def _plain_png_size(data: bytes) -> tuple[int, int] | None:
+    """Return the size of a PNG that Pillow would open and find unturned, read from its header
+    without Pillow (a third of rendering an entry with an image went to Pillow's opening it); None
+    for anything else, which is left to Pillow: other formats, EXIF, XMP or text anywhere, damage,
+    animation, colour profiles, and images too large for Pillow's decompression-bomb limit.
+
+    "Unturned": without eXIf, iTXt, tEXt or zTXt chunks Pillow finds no orientation. "Would
+    open": what Pillow checks before the pixels holds (its chunk readers, their CRCs, IHDR).
+    tests/test_images.py compares this with Pillow on many kinds of PNG.
+    """
+    from PIL import Image, ImageFile
+
+    if not data.startswith(_PNG_SIGNATURE) or ImageFile.LOAD_TRUNCATED_IMAGES:
+        return None
+    try:
+        chunks = list(_png_chunks(data))
+    except BadImage:
+        return None
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[0][2] - chunks[0][1] != 12 + 13:
+        return None
+    width, height, depth, colour, compression, method = struct.unpack_from(">IIBBBB", data, 16)
+    if (depth, colour) not in _PNG_DEPTHS or compression or method or not width or not height:
+        return None
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        return None
+    if any(kind in _PNG_READ_BY_PILLOW for kind, _, _ in chunks):
+        return None
+    for kind, start, end in chunks:
+        if kind == b"IDAT":
+            return width, height
+        if not _png_chunk_readable(data, kind, start, end, colour):
+            return None
+    return None  # no pixels: Pillow's answer, whatever it is
+
+
+def _png_chunk_readable(data: bytes, kind: bytes, start: int, end: int, colour: int) -> bool:
+    """Tell whether Pillow reads this chunk (before the pixels) without error: a valid type and CRC, and long enough."""
+    length = end - start - 12
+    if not _CHUNK_TYPE.match(kind) or zlib.crc32(data[start + 4:end - 4]) != struct.unpack_from(">I", data, end - 4)[0]:
+        return False
+    if kind == b"tRNS" and colour in (0, 2):  # grey and RGB transparency are one or three 16-bit values
+        return length >= (6 if colour == 2 else 2)
+    return length >= _PNG_MINIMUM.get(kind, 0)
 
 
 def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:

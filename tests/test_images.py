@@ -265,3 +265,120 @@ def test_the_end_of_a_jpeg_scan_is_found_as_byte_by_byte():
         data = bytes(chooser.choice(alphabet) for _ in range(chooser.randrange(0, 12)))
         for start in range(len(data) + 2):
             assert _scan_end(data, start) == byte_by_byte(data, start), (data, start)
+
+
+def _chunk(kind: bytes, payload: bytes, crc: int | None = None) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) if crc is None else crc)
+
+
+def _with_chunks(data: bytes, before_pixels: list[bytes] = (), at_end: list[bytes] = ()) -> bytes:
+    """Return the PNG with chunks put in just before its first IDAT and just before IEND."""
+    pixels = data.index(b"IDAT") - 4
+    end = data.rindex(b"IEND") - 4
+    return data[:pixels] + b"".join(before_pixels) + data[pixels:end] + b"".join(at_end) + data[end:]
+
+
+def _with_header(data: bytes, **changes: int) -> bytes:
+    """Return the PNG with IHDR fields changed (and its CRC made right again)."""
+    import struct
+
+    fields = dict(zip(("width", "height", "depth", "colour", "compression", "method", "interlace"),
+                      struct.unpack(">IIBBBBB", data[16:29])))
+    fields.update(changes)
+    return data[:8] + _chunk(b"IHDR", struct.pack(">IIBBBBB", *fields.values())) + data[33:]
+
+
+def _png_kinds() -> dict[str, bytes]:
+    """PNGs as Pillow writes them in every mode and with every option, and as other tools and damage leave them."""
+    from PIL.PngImagePlugin import PngInfo
+
+    def saved(image, **options):
+        out = BytesIO()
+        image.save(out, "PNG", **options)
+        return out.getvalue()
+
+    rgb = two_colour()
+    texts = PngInfo()
+    texts.add_text("Comment", "taken at home")
+    texts.add_text("Software", "phone", zip=True)
+    kinds = {mode: saved(rgb.convert(mode)) for mode in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")}
+    plain = kinds["RGB"]
+    kinds |= {
+        "P with transparency": saved(rgb.convert("P"), transparency=0),
+        "L with transparency": saved(rgb.convert("L"), transparency=3),
+        "RGB with transparency": saved(rgb, transparency=(200, 0, 0)),
+        "dpi": saved(rgb, dpi=(300, 300)),
+        "colour profile": saved(rgb, icc_profile=ImageCms_profile()),
+        "texts": saved(rgb, pnginfo=texts),
+        "exif, not turned": saved(rgb, exif=exif(1)),
+        "exif, turned": _turned_png("exif before"),
+        "exif after the pixels": _turned_png("exif after"),
+        "xmp after the pixels": _turned_png("xmp after"),
+        "animated": _animated(rgb),
+        "gamma, chromaticity, sRGB, background": _with_chunks(plain, [
+            _chunk(b"gAMA", (45455).to_bytes(4, "big")), _chunk(b"cHRM", bytes(32)), _chunk(b"sRGB", b"\0"),
+            _chunk(b"bKGD", bytes(6))]),
+        "private chunk": _with_chunks(plain, [_chunk(b"prVt", b"anything")]),
+        "text after the pixels": _with_chunks(plain, at_end=[_chunk(b"tEXt", b"Comment\0at home")]),
+        "short gamma": _with_chunks(plain, [_chunk(b"gAMA", b"\0\0")]),
+        "short sRGB": _with_chunks(plain, [_chunk(b"sRGB", b"")]),
+        "short pHYs": _with_chunks(plain, [_chunk(b"pHYs", bytes(8))]),
+        "short chromaticity": _with_chunks(plain, [_chunk(b"cHRM", bytes(31))]),
+        "short RGB transparency": _with_chunks(plain, [_chunk(b"tRNS", bytes(4))]),
+        "short grey transparency": _with_chunks(kinds["L"], [_chunk(b"tRNS", b"\0")]),
+        "bad ancillary CRC": _with_chunks(plain, [_chunk(b"gAMA", bytes(4), crc=1)]),
+        "bad CRC after the pixels": _with_chunks(plain, at_end=[_chunk(b"prVt", b"x", crc=1)]),
+        "bad chunk name": _with_chunks(plain, [_chunk(b"g@MA", bytes(4))]),
+        "bad IHDR CRC": plain[:29] + b"\0\0\0\0" + plain[33:],
+        "long IHDR": plain[:8] + _chunk(b"IHDR", plain[16:29] + b"\0") + plain[33:],
+        "interlaced": _with_header(plain, interlace=1),
+        "unknown filter method": _with_header(plain, method=1),
+        "unknown compression": _with_header(plain, compression=1),
+        "unknown depth": _with_header(plain, depth=3),
+        "zero width": _with_header(plain, width=0),
+        "a decompression bomb": _with_header(plain, width=20000, height=20000),
+        "far too large": _with_header(plain, width=100000, height=100000),
+        "pixels cut off": plain[:-20],
+        "no end": plain[:-12],
+        "no pixels": plain[:plain.index(b"IDAT") - 4] + plain[-12:],
+        "not a PNG": phone_jpeg(),
+    }
+    return kinds
+
+
+def ImageCms_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _animated(image) -> bytes:
+    out = BytesIO()
+    image.save(out, "PNG", save_all=True, append_images=[image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    return out.getvalue()
+
+
+def _outcome(function, data: bytes):
+    from publisher.images import BadImage
+
+    try:
+        return function(data)
+    except BadImage as exc:
+        return f"BadImage: {exc}"
+
+
+def test_a_png_size_read_from_its_header_is_what_pillow_reads():
+    from publisher.images import _plain_png_size, _size_by_pillow
+
+    read_by_header = set()
+    for name, data in _png_kinds().items():
+        assert _outcome(size, data) == _outcome(_size_by_pillow, data), name
+        if _plain_png_size(data) is not None:
+            read_by_header.add(name)
+    # The common PNGs are read from the header; nothing Pillow reads differently, or cannot open, is.
+    assert read_by_header == {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "P with transparency", "L with transparency",
+                              "RGB with transparency", "dpi", "gamma, chromaticity, sRGB, background", "private chunk",
+                              "bad CRC after the pixels", "interlaced"}
