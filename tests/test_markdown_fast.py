@@ -306,3 +306,38 @@ def test_block_processors_are_asked_only_about_blocks_with_their_syntax(monkeypa
     assert asked == []
     converter.convert("# A heading", "/")
     assert asked == [blockprocessors.HashHeaderProcessor]
+
+
+def test_link_brackets_found_by_find_are_the_ones_the_librarys_loops_find():
+    # Every index of random text heavy in brackets, parentheses, quotes and angle brackets: both
+    # methods of each pattern give what the library's own give, fast path or not.
+    found = markup._converter(markup.FULL).md
+    stock = markup._converter(markup.FULL, False).md
+    found.convert("x"), stock.convert("x")  # unescape() reads the inline processor's stash
+    rng = random.Random(8)
+    pieces = ["[", "]", "(", ")", "<", ">", "'", '"', " ", "\n", "a", "b", "url", "http://x.org/a_b", "\\", "\x02"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(1000)]
+    texts += ["[a](b)", "[a](b 'c')", "[a](<b> \"c\")", "[a]( b )", "[a](b(c))", "[a](b", "[a[b]](c)", "[]()", "[a]"]
+    fast_paths = 0
+    for name in ("link", "image_link", "reference", "short_reference", "image_reference", "short_image_ref"):
+        mine, theirs = found.inlinePatterns[name], stock.inlinePatterns[name]
+        assert type(mine) is markup._FOUND_BRACKETS[type(theirs)]
+        methods = ["getText", "getLink"] if isinstance(mine, markup._LinkByFind) else ["getText"]
+        for text in texts:
+            for index in range(len(text) + 1):
+                for method in methods:
+                    assert getattr(mine, method)(text, index) == getattr(theirs, method)(text, index), (name, method, text, index)
+        fast_paths += sum(text.find("]", i) != -1 and "[" not in text[i:text.find("]", i)] for text in texts for i in range(len(text)))
+    assert fast_paths > 3000  # the str.find paths were taken, not only the library's loops
+
+
+def test_the_link_loops_found_by_find_are_the_librarys():
+    # _TextByFind and _LinkByFind stand for what these loops return in the plain case; a library
+    # that changes them must be looked at again.
+    import hashlib
+    import inspect
+
+    from markdown.inlinepatterns import LinkInlineProcessor
+
+    sources = inspect.getsource(LinkInlineProcessor.getText) + inspect.getsource(LinkInlineProcessor.getLink)
+    assert hashlib.sha256(sources.encode()).hexdigest()[:16] == "c584b5acf2e20d61", sources
