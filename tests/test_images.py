@@ -382,3 +382,15 @@ def test_a_png_size_read_from_its_header_is_what_pillow_reads():
     assert read_by_header == {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "P with transparency", "L with transparency",
                               "RGB with transparency", "dpi", "gamma, chromaticity, sRGB, background", "private chunk",
                               "bad CRC after the pixels", "interlaced"}
+
+
+def test_an_image_is_told_by_its_suffix_as_pathlib_finds_it():
+    from pathlib import Path
+
+    from publisher.images import SUFFIXES, is_image
+
+    names = ["a.png", "a.PNG", "a.jpeg", "a.Jpg", "x/y/b.webp", "c.gif", "d.svg", "e.png.txt", "f.txt.png", ".png",
+             "..png", "g.", "h", "i..png", "/abs/j.png", "k.tar.gz", "dir.png/l", "m.jpg ", ".hidden.gif"]
+    for name in names:
+        assert is_image(name) == (Path(name).suffix.lower() in SUFFIXES), name
+    assert sum(map(is_image, names)) == 11
