@@ -281,9 +281,9 @@ def _png_metadata_first(data: bytes) -> bool:
 # (bit depth, colour type) pairs the PNG specification allows; Pillow opens each of them.
 _PNG_DEPTHS = {(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (1, 3), (2, 3), (4, 3), (8, 3),
                (8, 4), (16, 4), (8, 6), (16, 6)}
-# Chunks Pillow reads on opening that fail when shorter than this (it skips, after checking
-# their CRC, chunks it has no reader for); any other chunk it reads, such as iCCP, and the
-# animation chunks, leave the size to Pillow.
+# The chunks Pillow reads on opening and can read here: each fails when shorter than this (0:
+# never; tRNS depends on the colour type). It skips, after checking their CRC, chunks it has no
+# reader for. Any other chunk it reads (iCCP, animation, metadata) leaves the size to Pillow.
 _PNG_MINIMUM = {b"PLTE": 0, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9, b"tRNS": 0}
 _PNG_READ_BY_PILLOW = {b"iCCP", b"acTL", b"fcTL", b"fdAT"} | _PNG_METADATA
 _CHUNK_TYPE = re.compile(rb"\w{4}\Z")
@@ -291,7 +291,7 @@ _CHUNK_TYPE = re.compile(rb"\w{4}\Z")
 
 def _plain_png_size(data: bytes) -> tuple[int, int] | None:
     """Return the size of a PNG that Pillow would open and find unturned, read from its header
-    without Pillow (a third of rendering an entry with an image went to Pillow's opening it); None
+    without Pillow (Pillow's opening the file was a third of sizing an image, 0.5 ms an entry); None
     for anything else, which is left to Pillow: other formats, EXIF, XMP or text anywhere, damage,
     animation, colour profiles, and images too large for Pillow's decompression-bomb limit.
 
@@ -327,7 +327,8 @@ def _plain_png_size(data: bytes) -> tuple[int, int] | None:
 def _png_chunk_readable(data: bytes, kind: bytes, start: int, end: int, colour: int) -> bool:
     """Tell whether Pillow reads this chunk (before the pixels) without error: a valid type and CRC, and long enough."""
     length = end - start - 12
-    if not _CHUNK_TYPE.match(kind) or zlib.crc32(data[start + 4:end - 4]) != struct.unpack_from(">I", data, end - 4)[0]:
+    (crc,) = struct.unpack_from(">I", data, end - 4)
+    if not _CHUNK_TYPE.match(kind) or zlib.crc32(data[start + 4:end - 4]) != crc:  # the CRC covers type and data
         return False
     if kind == b"tRNS" and colour in (0, 2):  # grey and RGB transparency are one or three 16-bit values
         return length >= (6 if colour == 2 else 2)
