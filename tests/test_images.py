@@ -311,7 +311,7 @@ def _png_kinds() -> dict[str, bytes]:
         "L with transparency": saved(rgb.convert("L"), transparency=3),
         "RGB with transparency": saved(rgb, transparency=(200, 0, 0)),
         "dpi": saved(rgb, dpi=(300, 300)),
-        "colour profile": saved(rgb, icc_profile=ImageCms_profile()),
+        "colour profile": saved(rgb, icc_profile=_srgb_profile()),
         "texts": saved(rgb, pnginfo=texts),
         "exif, not turned": saved(rgb, exif=exif(1)),
         "exif, turned": _turned_png("exif before"),
@@ -349,7 +349,7 @@ def _png_kinds() -> dict[str, bytes]:
     return kinds
 
 
-def ImageCms_profile() -> bytes:
+def _srgb_profile() -> bytes:
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
