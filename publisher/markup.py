@@ -321,6 +321,18 @@ def _find_brackets(patterns: Registry) -> None:
             pattern.__class__ = _FOUND_BRACKETS[type(pattern)]  # a subclass adding two methods, no state
 
 
+def _block_level_test(md: markdown.Markdown) -> Callable[[object], bool]:
+    """Return md.is_block_level, asking a set: the library's looks the tag up in a list of 50.
+
+    prettify asks it about every element and its first child, some 180 times an entry, and
+    most tags (a, em, strong, code) are in no list, so each question compared all 50 names.
+    The extensions add their tags while the instance is built, before this copy is taken;
+    nothing changes the list later.
+    """
+    blocks = frozenset(md.block_level_elements)
+    return lambda tag: isinstance(tag, str) and tag.lower().rstrip("/") in blocks
+
+
 def flavour_of(text: str) -> Flavour:
     """Return the configuration that renders `text` exactly as the full one does, and faster."""
     if "\x02" in text or "\x03" in text:
@@ -358,6 +370,7 @@ class _Converter:
                 tree.register(_SniffingInline(self.md, needs), "inline", _INLINE_PRIORITY)
             _sniff_blocks(self.md.parser.blockprocessors)
             _find_brackets(patterns)
+            self.md.is_block_level = _block_level_test(self.md)
         self.links = _LocalLinks(self.md)
         self.md.treeprocessors.register(self.links, "local_links", 5)
 

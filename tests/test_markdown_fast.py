@@ -341,3 +341,20 @@ def test_the_link_loops_found_by_find_are_the_librarys():
 
     sources = inspect.getsource(LinkInlineProcessor.getText) + inspect.getsource(LinkInlineProcessor.getLink)
     assert hashlib.sha256(sources.encode()).hexdigest()[:16] == "c584b5acf2e20d61", sources
+
+
+def test_block_level_tags_are_asked_of_a_set_that_answers_as_the_librarys_list():
+    import markdown
+    from xml.etree import ElementTree
+
+    for flavour in (markup.FULL, markup.flavour_of("Plain words.")):
+        md = markup._converter(flavour).md
+        assert "is_block_level" in vars(md)  # the set is what is asked
+        stock = markup._converter(flavour, False).md
+        assert "is_block_level" not in vars(stock)  # the tests' reference keeps the library's method
+        names = [*md.block_level_elements, "a", "em", "strong", "code", "span", "img", "br", "x-p", ""]
+        tags = [variant for name in names for variant in (name, name.upper(), name + "/", name.title(), f" {name}")]
+        tags += [ElementTree.Comment, ElementTree.ProcessingInstruction, None, 1]
+        assert any(markdown.Markdown.is_block_level(md, tag) for tag in tags)
+        for tag in tags:
+            assert md.is_block_level(tag) is markdown.Markdown.is_block_level(md, tag), tag
