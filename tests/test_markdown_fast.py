@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from markdown.extensions.toc import TocTreeprocessor
 
 from publisher import markup
 from publisher.content import split_front_matter
@@ -358,3 +359,56 @@ def test_block_level_tags_are_asked_of_a_set_that_answers_as_the_librarys_list()
         assert any(markdown.Markdown.is_block_level(md, tag) for tag in tags)
         for tag in tags:
             assert md.is_block_level(tag) is markdown.Markdown.is_block_level(md, tag), tag
+
+
+def heading_soups(count: int) -> list[str]:
+    """Documents of headings (ATX and setext) made of words, entities, markup, escapes, footnotes and repeats."""
+    rng = random.Random(11)
+    pieces = ["News", "news", "Xəbər", "İstanbul", "Новости", "&", "&amp;", "&#38;", "<b>bold</b>", "<br>", "*em*",
+              "**strong**", "`a < b`", "[link](/x)", "[^1]", "\\*", "\\#", "<!-- c -->", "  ", "1", "-", "_", "'", '"']
+    texts = []
+    for _ in range(count):
+        lines = []
+        for _ in range(rng.randint(1, 6)):
+            words = " ".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
+            lines.append(f"{'#' * rng.randint(1, 6)} {words}" if rng.random() < 0.8 else f"{words or 'x'}\n---")
+        lines.append("Text.[^1]\n\n[^1]: A note.")
+        texts.append("\n\n".join(lines))
+    return texts
+
+
+def test_heading_ids_set_without_a_table_are_the_librarys(monkeypatch):
+    texts = [text for text in heading_soups(600) + TRICKY if not markup.flavour_of(text).toc_marker]
+    assert len(texts) > 600
+    plain = []
+    monkeypatch.setattr(markup, "_heading_name", lambda el, md, name=markup._heading_name: plain.append(
+        not len(el) and isinstance(el.text, str) and not markup._NOT_PLAIN.search(el.text)) or name(el, md))
+    for text in texts:
+        flavour = markup.flavour_of(text)
+        assert outcome(text, flavour) == outcome(text, flavour, sniffing=False) == outcome(text, markup.FULL), text
+        mine, theirs = markup._converter(flavour).md, markup._converter(flavour, False).md
+        if "toc" in flavour.extensions:
+            assert type(mine.treeprocessors["toc"]) is markup._HeadingIds
+            assert type(theirs.treeprocessors["toc"]) is TocTreeprocessor
+            mine.convert(text), theirs.convert(text)
+            assert (mine.toc, mine.toc_tokens) == (theirs.toc, theirs.toc_tokens)
+    assert sum(plain) > 300 and plain.count(False) > 300  # both ways of naming a heading were compared
+
+
+def test_a_table_of_contents_is_the_librarys_to_build():
+    flavour = markup.flavour_of("[TOC]\n\n# One\n\n## Two")
+    assert flavour.toc_marker
+    assert type(markup._converter(flavour).md.treeprocessors["toc"]) is TocTreeprocessor
+    assert 'class="toc"' in markup.to_html("[TOC]\n\n# One\n\n## Two")
+
+
+def test_the_toc_code_heading_ids_stand_for_is_the_librarys():
+    # _HeadingIds does what these do when no table is built; a library that changes them must be looked at again.
+    import hashlib
+    import inspect
+
+    from markdown.extensions import toc
+
+    sources = "".join(inspect.getsource(f) for f in (toc.TocTreeprocessor.run, toc.render_inner_html, toc.strip_tags,
+                                                       toc.run_postprocessors))
+    assert hashlib.sha256(sources.encode()).hexdigest()[:16] == "3bff1f0a98f2f898", sources
