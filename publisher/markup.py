@@ -25,7 +25,14 @@ from xml.etree import ElementTree
 
 import markdown
 import nh3
-from markdown.extensions.toc import TocTreeprocessor, remove_fnrefs, render_inner_html, slugify_unicode, strip_tags, unique
+from markdown.extensions.toc import (
+    TocTreeprocessor,
+    remove_fnrefs,
+    render_inner_html,
+    slugify_unicode,
+    strip_tags,
+    unique,
+)
 from markdown.inlinepatterns import (
     ImageInlineProcessor,
     ImageReferenceInlineProcessor,
@@ -326,10 +333,11 @@ class _HeadingIds(TocTreeprocessor):
 
     The library's run names each heading by rendering its inner HTML through the serializer
     and every postprocessor, then builds, serializes and post-processes a table of contents
-    with no entries that goes nowhere: 7% of rendering an entry. This one sets the same ids
-    in the same order. A heading of plain text (no child element, none of & < > and no
-    placeholder character) is named by its words, which is what that rendering returns for
-    it; any other goes the library's way. md.toc is the library's empty table, made once.
+    with no entries that goes nowhere; it took 7% of rendering an entry. This one sets the
+    same ids in the same order. A heading of plain text (no child element, none of & < >
+    and no placeholder character) is named by its words, which is what that rendering
+    returns for it; any other goes the library's way. md.toc is the library's empty table,
+    made once.
     """
 
     def run(self, doc: ElementTree.Element) -> None:
