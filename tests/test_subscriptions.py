@@ -115,7 +115,7 @@ def test_the_link_shows_a_confirm_form_and_changes_nothing(site, app, secret):
 
 @pytest.mark.parametrize("tamper", [
     lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # altered signature
-    lambda t: "Q" + t[1:],  # altered subscriber id
+    lambda t: ("Q" if t[0] != "Q" else "R") + t[1:],  # altered subscriber id (never left as it was)
     lambda t: t.rpartition(".")[0] + "." + "A" * 22,  # forged signature
     lambda t: "",
     lambda t: t + "x",
