@@ -351,15 +351,7 @@ class _HeadingIds(TocTreeprocessor):
                     el.attrib["id"] = unique(self.slugify(html.unescape(name), self.sep), used_ids, id_counters)
                 el.attrib.pop("data-toc-label", None)  # the library drops it once read, for a table we do not build
         self.md.toc_tokens = []
-        self.md.toc = self._empty_toc()
-
-    def _empty_toc(self) -> str:
-        if getattr(self, "_toc", None) is None:
-            toc = self.md.serializer(self.build_toc_div([]))
-            for postprocessor in self.md.postprocessors:
-                toc = postprocessor.run(toc)
-            self._toc = toc
-        return self._toc
+        self.md.toc = self.empty_toc  # made by _ids_only, as the library's run writes it
 
 
 _NOT_PLAIN = re.compile("[&<>\x02\x03]")  # what the serializer escapes, and the placeholders' marks
@@ -378,7 +370,11 @@ def _ids_only(tree: Registry) -> None:
     toc = tree["toc"] if "toc" in tree else None
     if (type(toc) is TocTreeprocessor and not toc.marker and toc.toc_bottom < toc.toc_top
             and not toc.use_anchors and not toc.use_permalinks):
+        table = toc.md.serializer(toc.build_toc_div([]))
+        for postprocessor in toc.md.postprocessors:
+            table = postprocessor.run(table)
         toc.__class__ = _HeadingIds
+        toc.empty_toc = table
 
 
 def _block_level_test(md: markdown.Markdown) -> Callable[[object], bool]:
